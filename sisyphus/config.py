@@ -1,0 +1,341 @@
+"""Typed, frozen configuration: the only place models.yaml and the environment are read.
+
+Precedence: defaults < models.yaml (or --config / SISYPHUS_CONFIG) < environment < flags.
+Loading rejects unknown keys, wrong types and out-of-range values with the dotted path,
+the value and what is allowed, e.g. ``vad.threshold: must be in (0, 1), got 1.5``.
+Secrets (the API key) come from the environment only, never from YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from sisyphus.errors import ConfigError
+
+Device = str  # auto | cpu | cuda | cuda:N
+DType = Literal["auto", "bf16", "fp16", "fp32"]
+MemoryStrategy = Literal["resident", "lazy-tts", "swap"]
+
+
+def _rule(check: str, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"check": check, "lo": lo, "hi": hi}
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    # Hub repo id or local folder of each model.
+    asr: str = "zai-org/GLM-ASR-Nano-2512"
+    tts_base: str = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
+    tts_custom: str = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
+    # Where `models pull` stores downloads; None means huggingface_hub's cache (HF_HOME).
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    # A preset speaker of the CustomVoice model (e.g. "vivian") or a cloned voice's name.
+    default: str = "vivian"
+    # Language passed to TTS: "auto" or one of the model's languages ("english", ...).
+    language: str = "auto"
+    # Folder of cloned voices; relative paths are resolved against the config file.
+    library: str = "voices"
+    # Optional speaking-style text for preset speakers (1.7B CustomVoice only).
+    instruct: str = ""
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    # Silero speech probability above which a 512-sample frame counts as speech.
+    threshold: float = field(default=0.5, metadata=_rule("open", 0.0, 1.0))
+    # Speech needed before a turn starts (shorter blips are ignored).
+    min_speech_ms: int = field(default=200, metadata=_rule("closed", 32, 5000))
+    # Silence that ends a turn.
+    min_silence_ms: int = field(default=400, metadata=_rule("closed", 64, 10000))
+    # Audio kept from before speech-start so first syllables survive.
+    pre_roll_ms: int = field(default=320, metadata=_rule("closed", 0, 2000))
+    # Longer speech is cut into pieces of at most this length (the ASR window).
+    max_utterance_s: float = field(default=25.0, metadata=_rule("closed", 1.0, 30.0))
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    system_prompt: str = (
+        "You are Sisyphus, a friendly voice assistant. Answer briefly, in plain spoken "
+        "sentences without lists, markdown or emoji."
+    )
+    temperature: float = field(default=0.7, metadata=_rule("closed", 0.0, 2.0))
+    # Past user/assistant exchanges sent with each request.
+    max_history_turns: int = field(default=20, metadata=_rule("closed", 0, 1000))
+    max_tokens: int = field(default=512, metadata=_rule("closed", 1, 32768))
+    # Time allowed to connect and for each streamed chunk to arrive.
+    timeout_s: float = field(default=30.0, metadata=_rule("open", 0.0, 600.0))
+    # Retries (with backoff) when the endpoint cannot be reached.
+    max_retries: int = field(default=2, metadata=_rule("closed", 0, 10))
+    # Secret: read from OPENAI_API_KEY only.
+    api_key: str = field(default="", repr=False, metadata={"env_only": True})
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    # Device index or (part of a) name; None is the system default.
+    input_device: str | None = None
+    output_device: str | None = None
+    # Microphone block handed to the loop (one Silero frame is 32 ms).
+    input_block_ms: int = field(default=32, metadata=_rule("closed", 8, 256))
+    # Speaker block: playback can be stopped within one block.
+    output_block_ms: int = field(default=20, metadata=_rule("closed", 5, 200))
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    # Codec frames (80 ms each) generated before the first audio chunk is played.
+    first_chunk_frames: int = field(default=2, metadata=_rule("closed", 1, 50))
+    # Frames per later chunk.
+    chunk_frames: int = field(default=4, metadata=_rule("closed", 1, 100))
+    # Fixed seed for reproducible sampling; None samples freshly each reply.
+    seed: int | None = None
+    # Length guard: no phrase generates more than this many seconds of audio.
+    max_seconds_per_phrase: float = field(default=40.0, metadata=_rule("open", 0.0, 600.0))
+
+
+@dataclass(frozen=True)
+class Config:
+    device: Device = field(default="auto", metadata={"check": "device"})
+    dtype: DType = "auto"
+    memory: MemoryStrategy = "resident"
+    # Full duplex: speaking during a reply interrupts it. False ignores the mic while speaking.
+    barge_in: bool = True
+    models: ModelsConfig = ModelsConfig()
+    voice: VoiceConfig = VoiceConfig()
+    vad: VadConfig = VadConfig()
+    llm: LlmConfig = LlmConfig()
+    audio: AudioConfig = AudioConfig()
+    tts: TtsConfig = TtsConfig()
+    # Folder the config was read from (relative paths resolve against it).
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+
+# Environment variables and the dotted path each one sets (documented in .env.example).
+ENV_VARS: dict[str, str] = {
+    "OPENAI_API_KEY": "llm.api_key",
+    "OPENAI_BASE_URL": "llm.base_url",
+    "SISYPHUS_LLM_MODEL": "llm.model",
+    "SISYPHUS_DEVICE": "device",
+    "SISYPHUS_DTYPE": "dtype",
+    "SISYPHUS_MEMORY": "memory",
+    "SISYPHUS_VOICE": "voice.default",
+    "SISYPHUS_LANGUAGE": "voice.language",
+    "SISYPHUS_VOICES_DIR": "voice.library",
+    "SISYPHUS_ASR_MODEL": "models.asr",
+    "SISYPHUS_TTS_BASE_MODEL": "models.tts_base",
+    "SISYPHUS_TTS_CUSTOM_MODEL": "models.tts_custom",
+    "SISYPHUS_INPUT_DEVICE": "audio.input_device",
+    "SISYPHUS_OUTPUT_DEVICE": "audio.output_device",
+}
+
+DEFAULT_CONFIG_NAME = "models.yaml"
+
+
+def default_config_path() -> Path | None:
+    """The config used without --config: SISYPHUS_CONFIG, else ./models.yaml if present."""
+    env = os.environ.get("SISYPHUS_CONFIG")
+    if env:
+        return Path(env)
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the config from file, environment and flag overrides (dotted paths)."""
+    raw: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        raw = _read_yaml(path)
+        base_dir = path.resolve().parent
+    env = os.environ if env is None else env
+    errors: list[str] = []
+    for var, dotted in ENV_VARS.items():
+        if env.get(var):
+            _set_dotted(raw, dotted, env[var])
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(raw, dotted, value)
+    _reject_env_only_in_file(raw, path, errors)
+    raw["base_dir"] = str(base_dir)
+    config = _build(Config, raw, "", errors)
+    if errors:
+        raise ConfigError(
+            "invalid configuration: " + "; ".join(errors),
+            f"fix {path}" if path else "fix the flags or environment variables",
+        )
+    return config
+
+
+def config_errors_as_bullets(error: ConfigError) -> list[str]:
+    """The per-field problems of a ConfigError, for a bullet list in the CLI."""
+    text = error.message.removeprefix("invalid configuration: ")
+    return [part for part in text.split("; ") if part]
+
+
+def resolve_path(config: Config, value: str) -> Path:
+    """A path from the config, relative to the config file's folder."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else Path(config.base_dir) / p
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist", "pass --config with an existing models.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}", "check indentation and quoting") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level", "see models.yaml in the repo")
+    return data
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for key in parents:
+        node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
+    node[leaf] = value
+
+
+def _reject_env_only_in_file(raw: dict[str, Any], path: Path | None, errors: list[str]) -> None:
+    llm = raw.get("llm")
+    if path is not None and isinstance(llm, dict) and "api_key" in llm:
+        file_llm = _read_yaml(path).get("llm") or {}
+        if isinstance(file_llm, dict) and "api_key" in file_llm:
+            errors.append("llm.api_key: secrets are not read from YAML, set OPENAI_API_KEY instead")
+
+
+def _build(cls: type, raw: Any, prefix: str, errors: list[str]) -> Any:
+    if not isinstance(raw, dict):
+        errors.append(f"{prefix.rstrip('.')}: must be a mapping, got {raw!r}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            allowed = ", ".join(sorted(k for k in known if k != "base_dir"))
+            errors.append(f"{prefix}{key}: unknown key (allowed: {allowed})")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        path = prefix + f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            values[f.name] = _build(hints[f.name], raw[f.name], path + ".", errors)
+            continue
+        ok, value = _coerce(raw[f.name], hints[f.name])
+        if not ok:
+            errors.append(f"{path}: must be {_describe(hints[f.name])}, got {raw[f.name]!r}")
+            continue
+        problem = _check_range(value, f.metadata)
+        if problem:
+            errors.append(f"{path}: {problem}, got {value!r}")
+            continue
+        values[f.name] = value
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Accept a value of the declared type; strings from env/flags are parsed."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return (value in get_args(hint), value)
+    if origin in (Union, types.UnionType):
+        args = get_args(hint)
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "") and type(None) in args):
+            return (type(None) in args, None)
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, coerced = _coerce(value, arg)
+            if ok:
+                return True, coerced
+        return False, value
+    if hint is bool:
+        if isinstance(value, bool):
+            return True, value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return True, value.lower() in ("true", "1", "yes", "on")
+        return False, value
+    if hint is int:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, str):
+            try:
+                return True, int(value)
+            except ValueError:
+                return False, value
+        return False, value
+    if hint is float:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, (int, float)):
+            return True, float(value)
+        if isinstance(value, str):
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return False, value
+    if hint is str:
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            return False, value
+        return (value is not None, str(value) if value is not None else value)
+    return False, value
+
+
+def _describe(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(hint))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, "null" if hint is type(None) else str(hint)
+    )
+
+
+def _check_range(value: Any, meta: Mapping[str, Any]) -> str | None:
+    check = meta.get("check")
+    if check == "device":
+        v = str(value)
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return None
+        return "must be auto, cpu, cuda or cuda:N"
+    if value is None or check is None:
+        return None
+    lo, hi = meta["lo"], meta["hi"]
+    if check == "open" and not (lo < value < hi):
+        return f"must be in ({lo:g}, {hi:g})"
+    if check == "closed" and not (lo <= value <= hi):
+        return f"must be in [{lo:g}, {hi:g}]"
+    return None

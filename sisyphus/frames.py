@@ -1,0 +1,109 @@
+"""The small typed, frozen messages that flow between stages over asyncio queues.
+
+Audio is float32 mono numpy arrays in [-1, 1]. Times named `*_s` are seconds on the
+session clock (`time.monotonic()`), so latencies are plain differences. Every frame of a
+reply carries its `turn_id`; consumers drop frames of a turn that is no longer current.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MIC_RATE_HZ = 16_000
+SPEAKER_RATE_HZ = 24_000
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """A block of microphone (or --input file) audio at 16 kHz."""
+
+    samples: np.ndarray
+    t_s: float  # session-clock time of the block's last sample
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """VAD saw the minimum speech: a turn begins (and a reply in flight is barged into)."""
+
+    t_s: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A stretch of speech, pre-roll included, ready for ASR."""
+
+    samples: np.ndarray  # 16 kHz
+    start_s: float
+    end_s: float  # when the speech ended (before the trailing silence)
+    detected_s: float  # when the endpointer decided the utterance was over
+    final: bool = True  # False for a piece cut from speech longer than the ASR window
+
+
+class State(str, enum.Enum):
+    IDLE = "idle"
+    LISTENING = "listening"
+    TRANSCRIBING = "transcribing"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+
+
+@dataclass(frozen=True)
+class PcmChunk:
+    """A piece of a reply's speech at 24 kHz, tagged with its turn and phrase."""
+
+    turn_id: int
+    samples: np.ndarray
+    phrase_index: int
+
+
+# --- events for the UI and the transcript (consumers of the event queue) ---
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: State
+    turn_id: int
+
+
+@dataclass(frozen=True)
+class UserSaid:
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AssistantSaid:
+    """What the assistant said in a turn, as far as it was actually played."""
+
+    turn_id: int
+    text: str
+    interrupted: bool
+    full_text: str = ""  # everything the LLM produced, played or not
+
+
+@dataclass(frozen=True)
+class TurnLatency:
+    """Milliseconds from the end of the user's speech to each milestone of the reply."""
+
+    turn_id: int
+    asr_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    tts_first_audio_ms: float | None = None
+    voice_to_voice_ms: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputLevel:
+    rms_dbfs: float
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A one-line message for the user (model loaded, endpoint down, device lost, ...)."""
+
+    text: str
+    level: str = "info"  # info | warning | error
