@@ -1,0 +1,102 @@
+"""Builds a talk session from the config and the command-line options.
+
+Everything that can fail on the user's input (an unreadable --input file, a missing
+model, an unknown voice or device) is checked here, before any model is loaded, so the
+user gets one clear line instead of waiting for a load that cannot succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sisyphus.agent.controller import TurnController
+from sisyphus.agent.models import ModelSet, RoutedSynthesizer, model_folder
+from sisyphus.agent.session import SessionParts
+from sisyphus.config import Config
+from sisyphus.frames import Notice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TalkOptions:
+    input_file: Path | None = None  # replaces the microphone
+    output_file: Path | None = None  # replaces the speaker
+    text_mode: bool = False  # type instead of speak
+    plain: bool = False
+    transcript_dir: Path | None = None
+    read_keyboard: bool = True
+
+
+def build_session(config: Config, options: TalkOptions, view: Any, notify: Any) -> tuple[SessionParts, ModelSet]:
+    """Check inputs, load models per the memory strategy, and wire the session's parts."""
+    from sisyphus.audio.sink import FileSink, SpeakerSink
+    from sisyphus.audio.source import FileSource, MicSource
+    from sisyphus.llm.chunker import PhraseChunker
+    from sisyphus.llm.client import ChatClient
+    from sisyphus.llm.history import History
+    from sisyphus.runtime.device import pick_device, pick_dtype
+    from sisyphus.transcript import TranscriptWriter, default_transcript_dir
+    from sisyphus.vad.endpointer import Endpointer
+    from sisyphus.voices.router import VoiceRouter
+
+    source: Any = None
+    if options.input_file is not None:
+        source = FileSource(options.input_file, block_ms=config.audio.input_block_ms)
+    elif not options.text_mode:
+        source = MicSource(config.audio.input_device, block_ms=config.audio.input_block_ms)
+    if options.output_file is not None:
+        sink: Any = FileSink(options.output_file)
+    else:
+        sink = SpeakerSink(config.audio.output_device, block_ms=config.audio.output_block_ms)
+
+    router = VoiceRouter.from_config(config, notify=notify)
+    voice = config.voice.default
+    tts_key, _ = router.resolve(voice)  # an unknown voice fails here, before any load
+    device = pick_device(config.device)
+    dtype = pick_dtype(device, config.dtype)
+    models = ModelSet(config, device=device, dtype=dtype, notify=notify, with_asr=source is not None)
+    _check_downloaded(config, with_asr=source is not None, tts_key=tts_key)
+    models.load_at_start(tts_key)
+
+    events: asyncio.Queue = asyncio.Queue()
+    writer = TranscriptWriter(
+        options.transcript_dir or default_transcript_dir(),
+        {"voice": voice, "llm_model": config.llm.model, "device": device, "memory": config.memory},
+    )
+    controller = TurnController(
+        asr=models if source is not None else None,
+        llm=ChatClient(config.llm),
+        tts=RoutedSynthesizer(models, router, config),
+        sink=sink,
+        history=History(config.llm.system_prompt, config.llm.max_history_turns),
+        make_chunker=PhraseChunker,
+        events=events,
+        voice=voice,
+        language=config.voice.language,
+        barge_in=config.barge_in,
+    )
+    endpointer = Endpointer(config.vad) if source is not None else None
+    parts = SessionParts(
+        controller=controller,
+        source=source,
+        sink=sink,
+        endpointer=endpointer,
+        events=events,
+        consumers=[view, writer],
+        read_keyboard=options.read_keyboard,
+        voice_names=router.names,
+    )
+    events.put_nowait(Notice(f"transcript: {writer.path}"))
+    return parts, models
+
+
+def _check_downloaded(config: Config, *, with_asr: bool, tts_key: str) -> None:
+    """Fail fast, naming `sisyphus models pull`, when a needed model is not on disk."""
+    if with_asr:
+        model_folder(config, config.models.asr)
+    model_folder(config, getattr(config.models, tts_key))

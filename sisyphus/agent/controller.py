@@ -1,0 +1,324 @@
+"""The turn controller: one conversation, one reply task at a time, barge-in.
+
+It consumes input events (VAD's SpeechStarted/Utterance, typed text, commands) from one
+queue and owns the state machine idle → listening → transcribing → thinking → speaking.
+A reply is a single task (LLM stream → phrase chunker → TTS → speaker); a barge-in
+cancels that task, flushes the speaker, and the history keeps only what was heard.
+Model work runs on one worker thread per model, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from sisyphus.agent.heard import INTERRUPTED_MARK, ReplyAudio
+from sisyphus.errors import SisyphusError
+from sisyphus.frames import (
+    AssistantSaid,
+    Notice,
+    SpeechStarted,
+    State,
+    StateChanged,
+    TurnLatency,
+    Utterance,
+    UserSaid,
+)
+from sisyphus.tts.engine import SpeechSynthesizer
+
+log = logging.getLogger(__name__)
+
+CANCEL_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class TypedText:
+    """A line the user typed (`talk --text`): a turn without ASR."""
+
+    text: str
+    t_s: float
+
+
+@dataclass(frozen=True)
+class SetVoice:
+    """Switch the reply voice from the next phrase on (typed `/voice NAME`)."""
+
+    name: str
+
+
+class Recognizer(Protocol):
+    def transcribe(self, samples_16k: np.ndarray) -> str: ...
+
+
+class ChatStreamer(Protocol):
+    def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]: ...
+
+
+class Chunker(Protocol):
+    def push(self, delta: str) -> list[str]: ...
+    def flush(self) -> list[str]: ...
+
+
+class ConversationHistory(Protocol):
+    def messages(self, user_text: str) -> list[dict[str, str]]: ...
+    def add(self, user_text: str, assistant_text: str) -> None: ...
+
+
+class Sink(Protocol):
+    sample_rate_hz: int
+
+    def write(self, turn_id: int, samples: np.ndarray) -> None: ...
+    def flush(self) -> None: ...
+    def played_samples(self, turn_id: int) -> int: ...
+    async def drained(self, turn_id: int) -> None: ...
+    def first_sound_s(self, turn_id: int) -> float | None: ...
+
+
+@dataclass
+class Turn:
+    id: int
+    user_text: str
+    speech_end_s: float
+    audio: ReplyAudio = field(default_factory=ReplyAudio)
+    llm_text: list[str] = field(default_factory=list)
+    latency: dict[str, float] = field(default_factory=dict)
+    first_audio_s: float | None = None
+
+
+class TurnController:
+    """Runs turns from input events; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        asr: Recognizer | None,
+        llm: ChatStreamer,
+        tts: SpeechSynthesizer,
+        sink: Sink,
+        history: ConversationHistory,
+        make_chunker: Callable[[], Chunker],
+        events: asyncio.Queue,
+        voice: str,
+        language: str | None = None,
+        barge_in: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._asr = asr
+        self._llm = llm
+        self._tts = tts
+        self._sink = sink
+        self._history = history
+        self._make_chunker = make_chunker
+        self._events = events
+        self.voice = voice
+        self._language = language
+        self.barge_in = barge_in
+        self._clock = clock
+        self._asr_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-asr")
+        self._tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-tts")
+        self._turn_ids = 0
+        self._reply: asyncio.Task | None = None
+        self._turn: Turn | None = None
+        self._pieces: list[str] = []
+        self.state = State.IDLE
+        self.turns_done = 0
+
+    @property
+    def replying(self) -> bool:
+        """True while a reply is being thought of or spoken."""
+        return self._reply is not None and not self._reply.done()
+
+    async def run(self, inputs: asyncio.Queue) -> None:
+        """Handle input events until a None arrives, then let the last reply finish."""
+        try:
+            while (item := await inputs.get()) is not None:
+                await self._handle(item)
+            if self._reply is not None:
+                await asyncio.shield(self._reply)
+        finally:
+            await self.interrupt(reason="session ended")
+            self._asr_pool.shutdown(wait=False, cancel_futures=True)
+            self._tts_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _handle(self, item: Any) -> None:
+        if isinstance(item, SpeechStarted):
+            if self.replying:
+                if not self.barge_in:
+                    return
+                await self.interrupt(reason="barge-in")
+            self._set_state(State.LISTENING)
+        elif isinstance(item, Utterance):
+            if self.replying and not self.barge_in:
+                return
+            await self._on_utterance(item)
+        elif isinstance(item, TypedText):
+            await self.interrupt(reason="typed")
+            self._start_reply(item.text, item.t_s, {})
+        elif isinstance(item, SetVoice):
+            self.voice = item.name
+            self._notice(f"voice is now {item.name}")
+        else:
+            log.warning("ignored input event %r", item)
+
+    async def _on_utterance(self, utt: Utterance) -> None:
+        await self.interrupt(reason="barge-in")
+        self._set_state(State.TRANSCRIBING)
+        if self._asr is None:
+            self._notice("speech heard, but no ASR engine is loaded", "warning")
+            self._set_state(State.IDLE)
+            return
+        started = self._clock()
+        loop = asyncio.get_running_loop()
+        try:
+            text = await loop.run_in_executor(self._asr_pool, self._asr.transcribe, utt.samples)
+        except SisyphusError as exc:
+            self._notice(exc.one_line(), "error")
+            self._set_state(State.IDLE)
+            return
+        asr_ms = (self._clock() - started) * 1000
+        text = text.strip()
+        if text:
+            self._pieces.append(text)
+        if not utt.final:
+            return  # a piece of long speech: wait for the rest
+        user_text, self._pieces = " ".join(self._pieces), []
+        if not user_text:
+            self._set_state(State.IDLE)
+            return
+        timing = {"endpoint_ms": (utt.detected_s - utt.end_s) * 1000, "asr_ms": asr_ms}
+        self._start_reply(user_text, utt.end_s, timing)
+
+    def _start_reply(self, user_text: str, speech_end_s: float, timing: dict[str, float]) -> None:
+        self._turn_ids += 1
+        turn = Turn(self._turn_ids, user_text, speech_end_s, latency=dict(timing))
+        self._turn = turn
+        self._emit(UserSaid(turn.id, user_text))
+        self._set_state(State.THINKING)
+        self._reply = asyncio.create_task(self._run_reply(turn), name=f"reply-{turn.id}")
+
+    async def interrupt(self, reason: str) -> None:
+        """Cancel the reply in flight (if any) and record what was heard of it."""
+        task, turn = self._reply, self._turn
+        if task is None or turn is None or task.done():
+            return
+        self._sink.flush()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT_S)
+        log.debug("turn %d interrupted (%s)", turn.id, reason)
+        self._finish(turn, interrupted=True)
+
+    async def _run_reply(self, turn: Turn) -> None:
+        phrases: asyncio.Queue[str | None] = asyncio.Queue()
+        thinker = asyncio.create_task(self._think(turn, phrases), name=f"llm-{turn.id}")
+        try:
+            await self._speak(turn, phrases)
+            await thinker
+            await self._sink.drained(turn.id)
+        except SisyphusError as exc:
+            self._notice(exc.one_line(), "error")
+            await self._sink.drained(turn.id)
+        finally:
+            if not thinker.done():
+                thinker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, SisyphusError):
+                    await thinker
+        if self._turn is turn:
+            self._finish(turn, interrupted=False)
+
+    async def _think(self, turn: Turn, phrases: asyncio.Queue) -> None:
+        """Stream the LLM's reply and hand each complete phrase to TTS."""
+        chunker = self._make_chunker()
+        started = self._clock()
+        try:
+            async for delta in self._llm.stream(self._history.messages(turn.user_text)):
+                if not turn.llm_text:
+                    turn.latency["llm_first_token_ms"] = (self._clock() - started) * 1000
+                turn.llm_text.append(delta)
+                for phrase in chunker.push(delta):
+                    await phrases.put(phrase)
+            for phrase in chunker.flush():
+                await phrases.put(phrase)
+        finally:
+            phrases.put_nowait(None)
+
+    async def _speak(self, turn: Turn, phrases: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        while (phrase := await phrases.get()) is not None:
+            cancel = threading.Event()
+            phrase_started = self._clock()
+            chunks = self._tts.stream(phrase, self.voice, language=self._language, cancel=cancel)
+            spoken = turn.audio.begin_phrase(phrase)
+            try:
+                while (chunk := await loop.run_in_executor(self._tts_pool, _next_chunk, chunks)) is not None:
+                    if turn.first_audio_s is None:
+                        turn.first_audio_s = self._clock()
+                        turn.latency["tts_first_audio_ms"] = (turn.first_audio_s - phrase_started) * 1000
+                        self._set_state(State.SPEAKING)
+                    turn.audio.add_samples(spoken, len(chunk))
+                    self._sink.write(turn.id, chunk)
+            finally:
+                cancel.set()
+                # Closed on the TTS thread, after any generation step still running there.
+                self._tts_pool.submit(_close, chunks)
+
+    def _finish(self, turn: Turn, interrupted: bool) -> None:
+        if self._turn is not turn:
+            return
+        self._turn = None
+        played = self._sink.played_samples(turn.id)
+        heard, cut = turn.audio.heard_text(played)
+        interrupted = interrupted or cut
+        history_text = heard + (INTERRUPTED_MARK if interrupted else "")
+        self._history.add(turn.user_text, history_text)
+        self._emit(AssistantSaid(turn.id, heard, interrupted, full_text="".join(turn.llm_text)))
+        first_sound = self._sink.first_sound_s(turn.id)
+        latency = dict(turn.latency)
+        if first_sound is not None:
+            latency["voice_to_voice_ms"] = (first_sound - turn.speech_end_s) * 1000
+        self._emit(
+            TurnLatency(
+                turn.id,
+                asr_ms=latency.pop("asr_ms", None),
+                llm_first_token_ms=latency.pop("llm_first_token_ms", None),
+                tts_first_audio_ms=latency.pop("tts_first_audio_ms", None),
+                voice_to_voice_ms=latency.pop("voice_to_voice_ms", None),
+                extra=latency,
+            )
+        )
+        self.turns_done += 1
+        self._set_state(State.IDLE)
+
+    def _set_state(self, state: State) -> None:
+        if state != self.state:
+            self.state = state
+            self._emit(StateChanged(state, self._turn.id if self._turn else self._turn_ids))
+
+    def _notice(self, text: str, level: str = "info") -> None:
+        self._emit(Notice(text, level))
+
+    def _emit(self, event: object) -> None:
+        self._events.put_nowait(event)
+
+
+def _next_chunk(chunks: Iterator[np.ndarray]) -> np.ndarray | None:
+    """One step of a TTS stream, run on the TTS thread; empty chunks are skipped."""
+    for chunk in chunks:
+        if len(chunk):
+            return chunk
+    return None
+
+
+def _close(chunks: Iterator[np.ndarray]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()

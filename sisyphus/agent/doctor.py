@@ -1,0 +1,131 @@
+"""`sisyphus doctor`, `devices` and `models pull/list`: checks that say how to fix each failure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from sisyphus.agent.models import model_folder
+from sisyphus.config import Config, resolve_path
+from sisyphus.errors import ConfigError, SisyphusError
+
+MODEL_KEYS = {"asr": "asr", "tts-base": "tts_base", "tts-custom": "tts_custom"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def run_doctor(config: Config, console: Console | None = None) -> int:
+    """Run every check, print one line each; exit code 1 if any failed."""
+    console = console or Console()
+    checks: list[Check] = []
+    for probe in (_check_torch, _check_models, _check_audio, _check_llm):
+        checks.extend(probe(config))
+    for check in checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        line = f"{mark} [bold]{check.name}[/]: {check.detail}"
+        if not check.ok and check.fix:
+            line += f"\n    [yellow]→ {check.fix}[/]"
+        console.print(line, highlight=False)
+    failed = sum(not c.ok for c in checks)
+    console.print(f"{len(checks) - failed} ok, {failed} failed")
+    return 1 if failed else 0
+
+
+def _check_torch(config: Config) -> list[Check]:
+    from sisyphus.runtime.device import cuda_status
+
+    status = cuda_status()
+    if status.available:
+        detail = f"{status.device_name} (sm {status.capability}), torch {status.torch_version}, CUDA {status.cuda_version}"
+        return [Check("CUDA", True, detail)]
+    wants_cuda = config.device.startswith("cuda")
+    detail = f"unavailable: {status.reason} (torch {status.torch_version}); models run on the CPU, slowly"
+    return [Check("CUDA", not wants_cuda, detail, status.fix)] if wants_cuda else [Check("CUDA", True, detail + f". {status.fix}")]
+
+
+def _check_models(config: Config) -> list[Check]:
+    checks = []
+    for key, attr in MODEL_KEYS.items():
+        repo = getattr(config.models, attr)
+        try:
+            folder = model_folder(config, repo)
+        except SisyphusError as exc:
+            checks.append(Check(f"model {key}", False, exc.message, exc.hint))
+        else:
+            checks.append(Check(f"model {key}", True, f"{repo} → {folder}"))
+    return checks
+
+
+def _check_audio(config: Config) -> list[Check]:
+    from sisyphus.audio.devices import resolve_device
+
+    checks = []
+    for kind, spec in (("input", config.audio.input_device), ("output", config.audio.output_device)):
+        try:
+            index = resolve_device(spec, kind)
+            checks.append(Check(f"audio {kind}", True, f"device {index if index is not None else 'default'} ({spec or 'system default'})"))
+        except SisyphusError as exc:
+            checks.append(Check(f"audio {kind}", False, exc.message, exc.hint or "use --input/--output files, or pick a device from `sisyphus devices`"))
+    return checks
+
+
+def _check_llm(config: Config) -> list[Check]:
+    from sisyphus.llm.client import ChatClient
+
+    try:
+        detail = asyncio.run(ChatClient(config.llm).check())
+    except SisyphusError as exc:
+        return [Check("LLM endpoint", False, exc.message, exc.hint)]
+    return [Check("LLM endpoint", True, f"{config.llm.base_url}: {detail}")]
+
+
+def print_devices(console: Console | None = None) -> None:
+    from sisyphus.audio.devices import list_devices
+    from sisyphus.runtime.device import cuda_status
+
+    console = console or Console()
+    table = Table(title="Audio devices")
+    for column in ("index", "name", "host API", "in", "out", "default rate"):
+        table.add_column(column)
+    for dev in list_devices():
+        table.add_row(
+            str(dev["index"]), dev["name"], str(dev.get("hostapi", "")),
+            str(dev["max_input_channels"]), str(dev["max_output_channels"]),
+            f"{dev.get('default_samplerate', 0):.0f}",
+        )
+    console.print(table)
+    status = cuda_status()
+    if status.available:
+        console.print(f"CUDA: {status.device_name}, compute capability {status.capability}, torch {status.torch_version}, CUDA {status.cuda_version}")
+    else:
+        console.print(f"CUDA unavailable: {status.reason}. {status.fix}")
+
+
+def pull_models(config: Config, which: str, pull: Callable | None = None) -> None:
+    from sisyphus.hub import pull as hub_pull
+
+    pull = pull or hub_pull
+    if which != "all" and which not in MODEL_KEYS:
+        raise ConfigError(f"unknown model {which!r}", "choose one of: asr, tts-base, tts-custom, all")
+    keys = list(MODEL_KEYS) if which == "all" else [which]
+    for key in keys:
+        repo = getattr(config.models, MODEL_KEYS[key])
+        local = resolve_path(config, repo)
+        folder = pull(str(local) if local.exists() else repo, config.models.cache_dir)
+        print(f"{key}: {repo} → {folder}")
+
+
+def print_models(config: Config) -> None:
+    for check in _check_models(config):
+        state = "ok" if check.ok else f"missing — {check.fix}"
+        print(f"{check.name}: {check.detail} [{state}]")

@@ -1,0 +1,199 @@
+"""One `sisyphus talk` session: wires audio, VAD, the turn controller, UI and transcript.
+
+Stages are coroutines joined by queues: the audio source feeds VAD (on its own thread),
+VAD and the keyboard feed the controller's input queue, and every stage reports to one
+event queue that the UI and the transcript consume. Ending the session (input file
+done, `/quit`, Ctrl-C, a lost device) cancels the tasks and closes the transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sisyphus.agent.controller import SetVoice, TurnController, TypedText
+from sisyphus.errors import SisyphusError
+from sisyphus.frames import InputLevel, Notice
+
+log = logging.getLogger(__name__)
+
+LEVEL_INTERVAL_S = 0.1
+
+
+@dataclass
+class SessionParts:
+    """Everything a session runs with; built by sisyphus.agent.build."""
+
+    controller: TurnController
+    source: Any | None  # AudioSource (mic or file); None with --text
+    sink: Any  # AudioSink (speaker or file)
+    endpointer: Any | None
+    events: asyncio.Queue
+    consumers: list[Any]  # views and the transcript writer: objects with handle(event)
+    read_keyboard: bool
+    voice_names: Callable[[], list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    turns: int
+    reason: str
+
+
+async def run_session(parts: SessionParts) -> SessionResult:
+    """Run until the input ends, the user quits, or a fatal error; always cleans up."""
+    inputs: asyncio.Queue = asyncio.Queue(maxsize=256)
+    stop = asyncio.Event()
+    reason = "ended"
+    dispatcher = asyncio.create_task(_dispatch(parts.events, parts.consumers), name="events")
+    await parts.sink.start()
+    tasks = [asyncio.create_task(parts.controller.run(inputs), name="controller")]
+    if parts.source is not None:
+        tasks.append(asyncio.create_task(_listen(parts, inputs), name="listen"))
+    keyboard = _Keyboard(inputs, stop, parts) if parts.read_keyboard else None
+    if keyboard:
+        keyboard.start(asyncio.get_running_loop())
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        done, _ = await asyncio.wait([tasks[0], stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper:
+                task.result()  # re-raise a failure of the controller
+        if stopper in done:
+            reason = "quit"
+    except SisyphusError as exc:
+        parts.events.put_nowait(Notice(exc.one_line(), "error"))
+        reason = exc.one_line()
+        raise
+    except asyncio.CancelledError:
+        reason = "interrupted"
+        raise
+    finally:
+        for task in [*tasks, stopper]:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, SisyphusError):
+            await asyncio.wait_for(asyncio.gather(*tasks, stopper, return_exceptions=True), 1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(parts.sink.close(), 1.0)
+        await _drain_events(parts.events, parts.consumers)
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
+        for consumer in parts.consumers:
+            close = getattr(consumer, "close", None)
+            if close is not None:
+                close(reason)
+    return SessionResult(parts.controller.turns_done, reason)
+
+
+async def _listen(parts: SessionParts, inputs: asyncio.Queue) -> None:
+    """Audio source → level meter and VAD (on its own thread) → controller inputs."""
+    loop = asyncio.get_running_loop()
+    vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-vad")
+    controller = parts.controller
+    last_level = -math.inf
+    muted = False
+    try:
+        async with parts.source as source:
+            async for block in source:
+                if block.t_s - last_level >= LEVEL_INTERVAL_S:
+                    last_level = block.t_s
+                    parts.events.put_nowait(InputLevel(_dbfs(block.samples)))
+                if not controller.barge_in and controller.replying:
+                    muted = True  # half duplex: the speaker would hear itself
+                    continue
+                if muted:
+                    muted = False
+                    await loop.run_in_executor(vad_pool, parts.endpointer.reset)
+                found = await loop.run_in_executor(vad_pool, parts.endpointer.push, block.samples, block.t_s)
+                for item in found:
+                    await inputs.put(item)
+        await inputs.put(None)  # the input file ended: finish the last reply, then stop
+    finally:
+        vad_pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Keyboard:
+    """Reads typed lines on a daemon thread: text turns and `/voice`, `/voices`, `/quit`."""
+
+    def __init__(self, inputs: asyncio.Queue, stop: asyncio.Event, parts: SessionParts) -> None:
+        self._inputs = inputs
+        self._stop = stop
+        self._parts = parts
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        thread = threading.Thread(target=self._read, args=(loop,), name="sisyphus-keyboard", daemon=True)
+        thread.start()
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(self._line, line.strip())
+        if self._parts.source is None:
+            # End of typed input (a pipe, or Ctrl-D): finish the last reply, then stop.
+            loop.call_soon_threadsafe(self._inputs.put_nowait, None)
+
+    def _line(self, line: str) -> None:
+        events = self._parts.events
+        if not line:
+            return
+        if line in ("/quit", "/exit"):
+            self._stop.set()
+        elif line == "/voices":
+            names = self._parts.voice_names() if self._parts.voice_names else []
+            events.put_nowait(Notice("voices: " + ", ".join(names)))
+        elif line.startswith("/voice"):
+            name = line.removeprefix("/voice").strip()
+            names = self._parts.voice_names() if self._parts.voice_names else [name]
+            if name in names:
+                self._inputs.put_nowait(SetVoice(name))
+            else:
+                events.put_nowait(Notice(f"unknown voice {name!r}; available: {', '.join(names)}", "warning"))
+        elif line.startswith("/"):
+            events.put_nowait(Notice("commands: /voice NAME, /voices, /quit", "warning"))
+        else:
+            self._inputs.put_nowait(TypedText(line, time.monotonic()))
+
+
+async def _dispatch(events: asyncio.Queue, consumers: list[Any]) -> None:
+    while True:
+        _deliver(await events.get(), consumers)
+
+
+async def _drain_events(events: asyncio.Queue, consumers: list[Any]) -> None:
+    while not events.empty():
+        _deliver(events.get_nowait(), consumers)
+
+
+def _deliver(event: object, consumers: list[Any]) -> None:
+    for consumer in consumers:
+        try:
+            consumer.handle(event)
+        except Exception:  # a view must never take the session down
+            log.exception("event consumer %r failed on %r", consumer, event)
+
+
+def _dbfs(samples: np.ndarray) -> float:
+    if not len(samples):
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return 20 * math.log10(max(rms, 1e-6))
+
+
+def transcript_path_of(consumers: list[Any]) -> Path | None:
+    for consumer in consumers:
+        path = getattr(consumer, "path", None)
+        if isinstance(path, Path):
+            return path
+    return None

@@ -1,0 +1,105 @@
+"""`sisyphus talk`: start the view, load the models, run the session, keep the transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from sisyphus.agent.build import TalkOptions, build_session
+from sisyphus.agent.session import SessionParts, run_session, transcript_path_of
+from sisyphus.config import Config
+from sisyphus.frames import Notice
+
+log = logging.getLogger(__name__)
+
+MONITOR_INTERVAL_S = 1.0
+
+
+def run_talk(config: Config, options: TalkOptions) -> int:
+    """Run one session; returns the exit code (0 after a normal end or Ctrl-C)."""
+    from sisyphus.ui.view import make_view
+
+    view = make_view(options.plain)
+    view.start()
+    try:
+        for line in config_summary(config, options):
+            view.handle(Notice(line))
+        _report_system(view)
+        started = time.perf_counter()
+        parts, models = build_session(config, options, view, lambda text: view.handle(Notice(text)))
+        view.handle(_models_event(models))
+        view.handle(Notice(f"ready in {time.perf_counter() - started:.1f} s — " + _ready_hint(options)))
+        try:
+            result = asyncio.run(_run(parts, models))
+        except KeyboardInterrupt:
+            view.handle(Notice("stopped (Ctrl-C); transcript kept"))
+            return 0
+        view.handle(Notice(f"session {result.reason}: {result.turns} turn(s)"))
+        path = transcript_path_of(parts.consumers)
+        if path:
+            view.handle(Notice(f"transcript: {path}"))
+        return 0
+    finally:
+        view.stop()
+
+
+async def _run(parts: SessionParts, models: Any) -> Any:
+    monitor = asyncio.create_task(_monitor(parts.events, models), name="monitor")
+    try:
+        return await run_session(parts)
+    finally:
+        monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor
+
+
+async def _monitor(events: asyncio.Queue, models: Any) -> None:
+    """Memory and loaded models for the UI, once a second."""
+    from sisyphus.runtime.memory import memory_snapshot
+    from sisyphus.ui.events import MemoryUpdate
+
+    while True:
+        snapshot = await asyncio.to_thread(memory_snapshot)
+        events.put_nowait(MemoryUpdate(snapshot))
+        events.put_nowait(_models_event(models))
+        await asyncio.sleep(MONITOR_INTERVAL_S)
+
+
+def _models_event(models: Any) -> Any:
+    from sisyphus.ui.events import ModelsLoaded
+
+    return ModelsLoaded(tuple(models.loaded()), models.device, str(models.dtype).removeprefix("torch."))
+
+
+def _report_system(view: Any) -> None:
+    from sisyphus.runtime.device import cuda_status
+    from sisyphus.runtime.memory import memory_snapshot
+    from sisyphus.ui.events import CudaUpdate, MemoryUpdate
+
+    view.handle(CudaUpdate(cuda_status()))
+    view.handle(MemoryUpdate(memory_snapshot()))
+
+
+def config_summary(config: Config, options: TalkOptions) -> list[str]:
+    """A few lines that say what this session will use."""
+    source = "keyboard" if options.text_mode else (str(options.input_file) if options.input_file else f"mic {config.audio.input_device or 'default'}")
+    sink = str(options.output_file) if options.output_file else f"speaker {config.audio.output_device or 'default'}"
+    return [
+        f"input: {source}; output: {sink}; barge-in: {'on' if config.barge_in else 'off'}",
+        f"device: {config.device}, dtype: {config.dtype}, memory: {config.memory}",
+        f"ASR: {config.models.asr}",
+        f"TTS: {config.models.tts_custom} (preset voices), {config.models.tts_base} (cloned voices)",
+        f"voice: {config.voice.default}, language: {config.voice.language}",
+        f"LLM: {config.llm.model} at {config.llm.base_url}",
+    ]
+
+
+def _ready_hint(options: TalkOptions) -> str:
+    if options.text_mode:
+        return "type a message and press Enter (/voice NAME, /voices, /quit)"
+    if options.input_file:
+        return "playing the input file"
+    return "speak when you are ready (Ctrl-C to stop)"

@@ -1,0 +1,61 @@
+"""`sisyphus bench vad`: cost of streaming endpointing per 512-sample frame on one thread.
+
+Pushes speech-like audio (a syllable-rate amplitude-modulated tone with pauses) through the
+real Silero endpointer after a warm-up and reports the median and p90 of per-frame time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sisyphus.config import VadConfig
+from sisyphus.frames import MIC_RATE_HZ
+
+FRAME_SAMPLES = 512
+
+
+def synthetic_speech(seconds: float, seed: int = 0) -> np.ndarray:
+    """Voiced-looking audio: harmonics under a 4 Hz syllable envelope, 1 s pauses every 3 s."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * MIC_RATE_HZ)) / MIC_RATE_HZ
+    voice = sum(np.sin(2 * np.pi * f * t) / (i + 1) for i, f in enumerate((140, 280, 420, 560)))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) * ((t % 4.0) < 3.0)
+    audio = 0.2 * voice * envelope + 0.003 * rng.standard_normal(len(t))
+    return audio.astype(np.float32)
+
+
+def measure_vad_ms_per_frame(seconds: float) -> list[float]:
+    import torch
+
+    from sisyphus.vad.endpointer import Endpointer
+
+    torch.set_num_threads(1)
+    endpointer = Endpointer(VadConfig())
+    audio = synthetic_speech(seconds)
+    frames = [audio[i : i + FRAME_SAMPLES] for i in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
+    for frame in frames[:50]:  # warm-up
+        endpointer.push(frame, 0.0)
+    endpointer.reset()
+    timings = []
+    for i, frame in enumerate(frames):
+        started = time.perf_counter()
+        endpointer.push(frame, (i + 1) * FRAME_SAMPLES / MIC_RATE_HZ)
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def run_vad_bench(seconds: float) -> dict[str, float]:
+    timings = measure_vad_ms_per_frame(seconds)
+    result = {
+        "frames": float(len(timings)),
+        "median_ms": float(np.median(timings)),
+        "p90_ms": float(np.percentile(timings, 90)),
+    }
+    print(
+        f"vad: {len(timings)} frames of {FRAME_SAMPLES} samples, one thread: "
+        f"median {result['median_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms per frame "
+        f"({FRAME_SAMPLES / MIC_RATE_HZ * 1000:.0f} ms of audio each)"
+    )
+    return result

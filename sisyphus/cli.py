@@ -1,0 +1,175 @@
+"""The `sisyphus` command: talk, devices, doctor, models, voices, bench.
+
+Thin entry points: each command reads the config, calls library code and maps expected
+errors to one line and an exit code (see cli_support).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sisyphus import __version__
+from sisyphus.cli_support import handle_errors, read_config, set_debug
+from sisyphus.errors import ConfigError
+
+app = typer.Typer(
+    help="Sisyphus: a local voice assistant. Speak, and an LLM answers aloud.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Download and check the ASR and TTS models.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure latency per stage (see benchmarks/ for side-by-side comparisons).")
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Config file (default: SISYPHUS_CONFIG, else ./models.yaml).", envvar="SISYPHUS_CONFIG"),
+]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, bf16, fp16 or fp32.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"sisyphus {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.", envvar="SISYPHUS_DEBUG")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    set_debug(debug)
+
+
+@app.command()
+@handle_errors
+def talk(
+    config: ConfigOpt = None,
+    voice: Annotated[Optional[str], typer.Option("--voice", "-v", help="Preset speaker or cloned voice.")] = None,
+    language: Annotated[Optional[str], typer.Option("--language", help="Reply language, or auto.")] = None,
+    text: Annotated[bool, typer.Option("--text", help="Type instead of speak (replies are still spoken).")] = False,
+    input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Audio file instead of the microphone, paced in real time.")] = None,
+    output_file: Annotated[Optional[Path], typer.Option("--output", "-o", help="WAV file instead of the speaker, on the same timeline.")] = None,
+    plain: Annotated[bool, typer.Option("--plain", help="One line per event instead of the live dashboard.")] = False,
+    barge_in: Annotated[Optional[bool], typer.Option("--barge-in/--no-barge-in", help="Let speech interrupt a reply.")] = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="resident, lazy-tts or swap.")] = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="Chat model name.")] = None,
+    llm_url: Annotated[Optional[str], typer.Option("--llm-url", help="OpenAI-compatible base URL.")] = None,
+    input_device: Annotated[Optional[str], typer.Option("--input-device", help="Microphone index or name.")] = None,
+    output_device: Annotated[Optional[str], typer.Option("--output-device", help="Speaker index or name.")] = None,
+    transcript_dir: Annotated[Optional[Path], typer.Option("--transcript-dir", help="Where session transcripts go.", envvar="SISYPHUS_TRANSCRIPT_DIR")] = None,
+) -> None:
+    """Talk with the assistant: microphone → ASR → LLM → TTS → speaker."""
+    from sisyphus.agent.talk import run_talk
+    from sisyphus.agent.build import TalkOptions
+
+    if text and input_file is not None:
+        raise ConfigError("--text and --input cannot be used together", "choose typing or an audio file")
+    cfg = read_config(
+        config,
+        {
+            "voice.default": voice,
+            "voice.language": language,
+            "barge_in": barge_in,
+            "memory": memory,
+            "device": device,
+            "dtype": dtype,
+            "llm.model": llm_model,
+            "llm.base_url": llm_url,
+            "audio.input_device": input_device,
+            "audio.output_device": output_device,
+        },
+    )
+    options = TalkOptions(
+        input_file=input_file,
+        output_file=output_file,
+        text_mode=text,
+        plain=plain,
+        transcript_dir=transcript_dir,
+        read_keyboard=text or sys.stdin.isatty(),
+    )
+    raise typer.Exit(run_talk(cfg, options))
+
+
+@app.command()
+@handle_errors
+def devices() -> None:
+    """List audio devices and the CUDA status."""
+    from sisyphus.agent.doctor import print_devices
+
+    print_devices()
+
+
+@app.command()
+@handle_errors
+def doctor(config: ConfigOpt = None) -> None:
+    """Check torch/CUDA, model folders, audio devices and the LLM endpoint; say how to fix each."""
+    from sisyphus.agent.doctor import run_doctor
+
+    raise typer.Exit(run_doctor(read_config(config)))
+
+
+@models_app.command("pull")
+@handle_errors
+def models_pull(
+    which: Annotated[str, typer.Argument(help="asr, tts-base, tts-custom or all.")] = "all",
+    config: ConfigOpt = None,
+) -> None:
+    """Download models from the Hugging Face Hub (resumable; honours HF_ENDPOINT and HF_HOME)."""
+    from sisyphus.agent.doctor import pull_models
+
+    pull_models(read_config(config), which)
+
+
+@models_app.command("list")
+@handle_errors
+def models_list(config: ConfigOpt = None) -> None:
+    """Show the configured models and whether each is on disk."""
+    from sisyphus.agent.doctor import print_models
+
+    print_models(read_config(config))
+
+
+@bench_app.callback(invoke_without_command=True)
+def _bench(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+
+
+@bench_app.command("vad")
+@handle_errors
+def bench_vad(
+    seconds: Annotated[float, typer.Option("--seconds", help="Audio to push through the endpointer.")] = 10.0,
+) -> None:
+    """Milliseconds per 512-sample frame of Silero VAD streaming endpointing, on one CPU thread."""
+    from sisyphus.bench.vad import run_vad_bench
+
+    run_vad_bench(seconds)
+
+
+def _mount_voices() -> None:
+    from sisyphus.voices.commands import voices_app
+
+    app.add_typer(voices_app, name="voices")
+
+
+_mount_voices()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

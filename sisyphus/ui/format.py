@@ -1,0 +1,105 @@
+"""Text for the numbers both views show, so the dashboard and the plain log agree.
+
+Status objects are read by attribute name (mappings by key): the UI accepts whatever
+`sisyphus.runtime` hands it without importing it, and a missing field shows as "?"
+rather than breaking the screen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from sisyphus.frames import TurnLatency
+
+GIB = 1 << 30
+MIB = 1 << 20
+KIB = 1 << 10
+
+# (attribute of TurnLatency, label) in the order of the reply's milestones.
+LATENCY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("asr_ms", "asr"),
+    ("llm_first_token_ms", "llm"),
+    ("tts_first_audio_ms", "tts"),
+    ("voice_to_voice_ms", "voice-to-voice"),
+)
+
+
+def field_of(obj: object, name: str) -> object | None:
+    """obj.name, or obj[name] for a mapping; None when absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def fmt_bytes(n: object) -> str:
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0:
+        return "?"
+    if n >= GIB:
+        return f"{n / GIB:.1f} GiB"
+    if n >= MIB:
+        return f"{n / MIB:.0f} MiB"
+    return f"{n / KIB:.0f} KiB"
+
+
+def fmt_ms(ms: float | None) -> str:
+    return "—" if ms is None else f"{ms:.0f} ms"
+
+
+def fmt_capability(cap: object) -> str:
+    """(8, 6) or "8.6" or 8.6 → "8.6"."""
+    if isinstance(cap, (tuple, list)):
+        return ".".join(str(part) for part in cap)
+    return "?" if cap is None else str(cap)
+
+
+def cuda_lines(status: object) -> list[str]:
+    """One line for the CUDA state, and a second saying what to install when it is off."""
+    torch_version = field_of(status, "torch_version") or "?"
+    if field_of(status, "available"):
+        name = field_of(status, "device_name") or "?"
+        cap = fmt_capability(field_of(status, "capability"))
+        cuda = field_of(status, "cuda_version") or "?"
+        return [f"CUDA: {name}, compute {cap}, torch {torch_version}, CUDA {cuda}"]
+    reason = field_of(status, "reason") or "unknown reason"
+    lines = [f"CUDA unavailable: {reason} (torch {torch_version})"]
+    fix = field_of(status, "fix")
+    if fix:
+        lines.append(f"to fix: {fix}")
+    return lines
+
+
+def memory_line(snapshot: object) -> str:
+    rss = f"RSS {fmt_bytes(field_of(snapshot, 'rss_bytes'))}"
+    total = field_of(snapshot, "gpu_total_bytes")
+    if not total:
+        return f"{rss} · GPU n/a"
+    allocated = fmt_bytes(field_of(snapshot, "gpu_allocated_bytes"))
+    reserved = fmt_bytes(field_of(snapshot, "gpu_reserved_bytes"))
+    return (
+        f"{rss} · GPU {allocated} allocated / {reserved} reserved / "
+        f"{fmt_bytes(total)} total"
+    )
+
+
+def latency_line(event: TurnLatency) -> str:
+    """"asr 85 ms, llm 320 ms, ..." — each value measured from the end of speech."""
+    parts = [
+        f"{label} {fmt_ms(value)}"
+        for attr, label in LATENCY_FIELDS
+        if (value := getattr(event, attr)) is not None
+    ]
+    parts += [f"{name} {fmt_ms(value)}" for name, value in event.extra.items()]
+    return ", ".join(parts) if parts else "no measurements"
+
+
+def short_model_name(name: str) -> str:
+    """The last part of a repo id or folder: what tells two models apart on screen."""
+    return name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or name
+
+
+def clamp_dbfs(dbfs: float, floor_dbfs: float = -60.0) -> float:
+    """A level in [floor, 0]; -inf (digital silence) and NaN sit at the floor."""
+    if math.isnan(dbfs):
+        return floor_dbfs
+    return min(0.0, max(floor_dbfs, dbfs))
