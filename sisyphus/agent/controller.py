@@ -278,8 +278,8 @@ class TurnController:
         played = self._sink.played_samples(turn.id)
         heard, cut = turn.audio.heard_text(played)
         interrupted = interrupted or cut
-        history_text = heard + (INTERRUPTED_MARK if interrupted else "")
-        self._history.add(turn.user_text, history_text)
+        if heard or interrupted:  # a reply that failed before a sound leaves no exchange
+            self._history.add(turn.user_text, heard + (INTERRUPTED_MARK if interrupted else ""))
         self._emit(AssistantSaid(turn.id, heard, interrupted, full_text="".join(turn.llm_text)))
         first_sound = self._sink.first_sound_s(turn.id)
         latency = dict(turn.latency)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up a fresh Linux machine for the test suite and runs it:
+#   system audio/speech packages (PortAudio, PulseAudio, espeak-ng, sox, libsndfile),
+#   a virtual environment .venv with the CPU build of torch and Sisyphus (editable),
+#   then pytest. Extra arguments go to pytest (e.g. `-m parity`, `-k talk`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages="libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox"
+missing=""
+for pkg in $apt_packages; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q $missing
+fi
+
+python="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# The CPU build of torch first: a bare `torch` requirement would pull the CUDA build.
+python -c 'import torch' 2>/dev/null || python -m pip install -q "torch==2.13.0" \
+  || python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+python -m pip install -q -e '.[test]'
+
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+python -m pytest -q -p no:cacheprovider "$@"
