@@ -120,7 +120,10 @@ async def _listen(parts: SessionParts, inputs: asyncio.Queue) -> None:
                 found = await loop.run_in_executor(vad_pool, parts.endpointer.push, block.samples, block.t_s)
                 for item in found:
                     await inputs.put(item)
-        await inputs.put(None)  # the input file ended: finish the last reply, then stop
+        # The input file ended: close a turn still open, finish the last reply, then stop.
+        for item in await loop.run_in_executor(vad_pool, parts.endpointer.flush):
+            await inputs.put(item)
+        await inputs.put(None)
     finally:
         vad_pool.shutdown(wait=False, cancel_futures=True)
 

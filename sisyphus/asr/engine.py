@@ -1,7 +1,7 @@
 """What the agent needs from a speech recognizer, as a Protocol so test doubles need no base class.
 
-Implementations are synchronous and not thread-safe across calls: the agent runs one
-recognizer on one worker thread (see `sisyphus.asr.worker.AsrWorker`).
+Implementations are synchronous and slow (a model call): the agent runs one recognizer
+on its own worker thread, never on the event loop.
 """
 
 from __future__ import annotations

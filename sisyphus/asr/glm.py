@@ -5,7 +5,7 @@ The official checkpoint loads unchanged with `GlmAsrForConditionalGeneration` an
 (the model's chat template with its default transcription prompt), so the prompt is the
 one the model was trained on. Decoding is greedy with the KV cache and a token budget that
 grows with the audio length, so a confused model cannot run for long. One engine is used
-by one thread at a time (a lock guards it anyway); see `sisyphus.asr.worker`.
+by one worker thread at a time (a lock guards it anyway).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,9 @@ def _resolve_device(device: str) -> str:
 class GlmAsrEngine:
     """A loaded GLM-ASR model and processor on one device; implements SpeechRecognizer."""
 
-    def __init__(self, model: torch.nn.Module, processor: object, *, device: str, dtype: torch.dtype, folder: Path):
+    def __init__(
+        self, model: torch.nn.Module, processor: Any, *, device: str, dtype: torch.dtype, folder: Path
+    ) -> None:
         self.model = model
         self.processor = processor
         self.device = device
@@ -104,12 +107,23 @@ class GlmAsrEngine:
         log.info("loaded %s from %s on %s in %s (%.1f s)", WHAT, folder, device, dtype, time.perf_counter() - started)
         return cls(model, processor, device=device, dtype=dtype, folder=folder)
 
+    def to(self, device: str) -> GlmAsrEngine:
+        """Move the weights (the `swap` memory strategy parks the idle model on the CPU)."""
+        with self._lock:
+            self.model.to(device)
+            self.device = str(device)
+        return self
+
     def transcribe(self, samples_16k: np.ndarray) -> str:
         """The text of one utterance; "" for empty or too-short audio."""
         return self.decode(self.generate_ids(samples_16k))
 
     def generate_ids(self, samples_16k: np.ndarray, max_new_tokens: int | None = None) -> list[int]:
-        """The token ids greedy decoding produces after the prompt (end token excluded or not, as generated)."""
+        """The ids generated after the prompt (an end token included when the model emitted one).
+
+        Public so callers can inspect or re-decode what `transcribe` saw; `max_new_tokens`
+        overrides the length-based budget (warm-up uses a tiny one).
+        """
         audio = _as_audio(samples_16k)
         if audio.size < MIN_AUDIO_S * MIC_RATE_HZ:
             return []
@@ -169,7 +183,7 @@ def _check_folder(folder: Path) -> None:
     require_files(folder, REQUIRED_FILES, what=WHAT)
 
 
-def _load_processor(folder: Path) -> object:
+def _load_processor(folder: Path) -> Any:
     from transformers import GlmAsrProcessor
 
     try:
@@ -198,6 +212,8 @@ def _load_model(folder: Path, device: str, dtype: torch.dtype) -> torch.nn.Modul
             f"{WHAT} weights in {folder} are incomplete: {len(bad)} tensors {kind} (e.g. {bad[0]})",
             PULL_HINT,
         )
+    if info.get("unexpected_keys"):
+        log.debug("ignored %d unexpected tensors in %s", len(info["unexpected_keys"]), folder)
     return model.to(device).eval()
 
 
