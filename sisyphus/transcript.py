@@ -83,7 +83,7 @@ class TranscriptWriter:
         self._closed = False
         self._failed = False
         self._turn_id: int | None = None  # the latest turn seen, for notices
-        started = clock()
+        started = clock().astimezone()  # local time, like the user's clock on the wall
         name = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.jsonl"
         folder = Path(folder).expanduser()
         self.path = folder / name
@@ -97,7 +97,7 @@ class TranscriptWriter:
                 "set SISYPHUS_DATA_DIR to a writable folder",
             ) from exc
         meta = {k: v for k, v in session_meta.items() if k not in ("type", "started")}
-        started_iso = started.astimezone().isoformat(timespec="milliseconds")
+        started_iso = started.isoformat(timespec="milliseconds")
         self._write({"type": "session", **meta, "started": started_iso})
 
     def handle(self, event: object) -> None:

@@ -34,6 +34,7 @@ from sisyphus.frames import (
     UserSaid,
 )
 from sisyphus.tts.engine import SpeechSynthesizer
+from sisyphus.ui.events import VoiceChanged
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class TurnController:
             self._start_reply(item.text, item.t_s, {})
         elif isinstance(item, SetVoice):
             self.voice = item.name
-            self._notice(f"voice is now {item.name}")
+            self._emit(VoiceChanged(item.name))
         else:
             log.warning("ignored input event %r", item)
 

@@ -26,6 +26,7 @@ import numpy as np
 from sisyphus.agent.controller import SetVoice, TurnController, TypedText
 from sisyphus.errors import SisyphusError
 from sisyphus.frames import InputLevel, Notice
+from sisyphus.ui.view import Tee, run_view
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ async def run_session(parts: SessionParts) -> SessionResult:
     inputs: asyncio.Queue = asyncio.Queue(maxsize=256)
     stop = asyncio.Event()
     reason = "ended"
-    dispatcher = asyncio.create_task(_dispatch(parts.events, parts.consumers), name="events")
+    dispatcher = asyncio.create_task(run_view(Tee(*parts.consumers), parts.events), name="events")
     await parts.sink.start()
     tasks = [asyncio.create_task(parts.controller.run(inputs), name="controller")]
     if parts.source is not None:
@@ -87,8 +88,7 @@ async def run_session(parts: SessionParts) -> SessionResult:
             await asyncio.wait_for(asyncio.gather(*tasks, stopper, return_exceptions=True), 1.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(parts.sink.close(), 1.0)
-        await _drain_events(parts.events, parts.consumers)
-        dispatcher.cancel()
+        dispatcher.cancel()  # hands over the events still queued, then ends
         with contextlib.suppress(asyncio.CancelledError):
             await dispatcher
         for consumer in parts.consumers:
@@ -167,24 +167,6 @@ class _Keyboard:
             events.put_nowait(Notice("commands: /voice NAME, /voices, /quit", "warning"))
         else:
             self._inputs.put_nowait(TypedText(line, time.monotonic()))
-
-
-async def _dispatch(events: asyncio.Queue, consumers: list[Any]) -> None:
-    while True:
-        _deliver(await events.get(), consumers)
-
-
-async def _drain_events(events: asyncio.Queue, consumers: list[Any]) -> None:
-    while not events.empty():
-        _deliver(events.get_nowait(), consumers)
-
-
-def _deliver(event: object, consumers: list[Any]) -> None:
-    for consumer in consumers:
-        try:
-            consumer.handle(event)
-        except Exception:  # a view must never take the session down
-            log.exception("event consumer %r failed on %r", consumer, event)
 
 
 def _dbfs(samples: np.ndarray) -> float:

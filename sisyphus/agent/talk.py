@@ -12,6 +12,7 @@ from sisyphus.agent.build import TalkOptions, build_session
 from sisyphus.agent.session import SessionParts, run_session, transcript_path_of
 from sisyphus.config import Config
 from sisyphus.frames import Notice
+from sisyphus.ui.events import ConfigSummary, VoiceChanged
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +23,18 @@ def run_talk(config: Config, options: TalkOptions) -> int:
     """Run one session; returns the exit code (0 after a normal end or Ctrl-C)."""
     from sisyphus.ui.view import make_view
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bars would tear through the live dashboard
     view = make_view(options.plain)
     view.start()
     try:
-        for line in config_summary(config, options):
-            view.handle(Notice(line))
+        view.handle(ConfigSummary(tuple(config_summary(config, options))))
         _report_system(view)
         started = time.perf_counter()
         parts, models = build_session(config, options, view, lambda text: view.handle(Notice(text)))
         view.handle(_models_event(models))
+        view.handle(VoiceChanged(config.voice.default))
         view.handle(Notice(f"ready in {time.perf_counter() - started:.1f} s — " + _ready_hint(options)))
         try:
             result = asyncio.run(_run(parts, models))
@@ -71,7 +75,12 @@ async def _monitor(events: asyncio.Queue, models: Any) -> None:
 def _models_event(models: Any) -> Any:
     from sisyphus.ui.events import ModelsLoaded
 
-    return ModelsLoaded(tuple(models.loaded()), models.device, str(models.dtype).removeprefix("torch."))
+    return ModelsLoaded(
+        tuple(models.loaded()),
+        models.device,
+        str(models.dtype).removeprefix("torch."),
+        tuple(models.load_seconds.items()),
+    )
 
 
 def _report_system(view: Any) -> None:

@@ -1,16 +1,19 @@
-"""The full-screen view of `sisyphus talk`: a rich Live display redrawn a few times a second.
+"""The full-screen view of `sisyphus talk`: a rich Live display redrawn 5 times a second.
 
 `handle` only updates a little state under a lock (it runs on the event loop); drawing
 happens on rich's refresh thread through `render`, so a slow terminal never stalls the
-conversation. `render` is public so tests and `--plain`-less logs can draw it without Live.
+conversation. `render` is public so tests can draw the screen without Live.
 """
 
 from __future__ import annotations
 
+import logging
 import statistics
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -28,22 +31,20 @@ from sisyphus.frames import (
 )
 from sisyphus.ui.events import (
     ConfigSummary,
-    ModelLoaded,
-    ModelUnloaded,
-    StatusUpdate,
+    CudaUpdate,
+    MemoryUpdate,
+    ModelsLoaded,
     VoiceChanged,
 )
-from sisyphus.ui.format import (
-    LATENCY_FIELDS,
-    clamp_dbfs,
-    cuda_lines,
-    memory_line,
-    short_model_name,
-)
+from sisyphus.ui.format import LATENCY_FIELDS, clamp_dbfs, cuda_lines, memory_line, models_line
 
 METER_WIDTH = 30
 METER_FLOOR_DBFS = -60.0
 MEDIAN_WINDOW = 1000  # turns kept for the medians; a session rarely gets near it
+MIN_TRANSCRIPT_ROWS = 3
+PANEL_BORDER_ROWS = 2
+PANEL_BORDER_COLUMNS = 4  # "│ " and " │"
+SPEAKER_COLUMNS = len("sisyphus") + 1  # the speaker column and the gap after it
 
 STATE_STYLES = {
     "idle": "dim",
@@ -71,19 +72,20 @@ class Dashboard:
         console: Console | None = None,
         max_lines: int = 12,
         *,
-        refresh_hz: float = 8.0,
+        refresh_hz: float = 5.0,
         latency_rows: int = 5,
-        notice_lines: int = 3,
+        notice_lines: int = 5,
     ) -> None:
         self.console = console if console is not None else Console()
         self._refresh_hz = refresh_hz
         self._lock = threading.Lock()
         self._live: Live | None = None
+        self._rerouted: list[tuple[logging.StreamHandler, TextIO]] = []
         self._state = "idle"
         self._turn_id = 0
         self._voice = ""
-        self._models: dict[str, tuple[str, float]] = {}
-        self._config: tuple[tuple[str, str], ...] = ()
+        self._models = ""
+        self._config: tuple[str, ...] = ()
         self._cuda: list[str] = []
         self._memory = ""
         self._level_dbfs: float | None = None
@@ -99,17 +101,37 @@ class Dashboard:
     def start(self) -> None:
         if self._live is not None:
             return
+        streams = sys.stdout, sys.stderr
         self._live = Live(
             get_renderable=self.render,
             console=self.console,
             refresh_per_second=self._refresh_hz,
         )
         self._live.start()
+        self._reroute_logging(*streams)
 
     def stop(self) -> None:
         live, self._live = self._live, None
-        if live is not None:
-            live.stop()  # draws the last frame, so the final screen stays visible
+        if live is None:
+            return
+        for handler, stream in self._rerouted:
+            handler.setStream(stream)
+        self._rerouted = []
+        live.stop()  # draws the last frame, so the final screen stays visible
+
+    def _reroute_logging(self, stdout: TextIO, stderr: TextIO) -> None:
+        """Send root log handlers that write to the terminal through Live's proxies.
+
+        `logging.basicConfig` binds its handler to the stderr of the time; unrouted, a
+        warning would be written over the live display instead of above it.
+        """
+        proxies = {id(stdout): sys.stdout, id(stderr): sys.stderr}
+        for handler in logging.getLogger().handlers:
+            if not isinstance(handler, logging.StreamHandler):
+                continue
+            proxy = proxies.get(id(handler.stream))
+            if proxy is not None and proxy is not handler.stream:
+                self._rerouted.append((handler, handler.setStream(proxy)))
 
     def handle(self, event: object) -> None:
         with self._lock:
@@ -133,42 +155,47 @@ class Dashboard:
                 value = getattr(event, attr)
                 if value is not None:
                     self._samples[attr].append(value)
-        elif isinstance(event, StatusUpdate):
-            if event.cuda is not None:
-                self._cuda = cuda_lines(event.cuda)
-            if event.memory is not None:
-                self._memory = memory_line(event.memory)
-        elif isinstance(event, ModelLoaded):
-            self._models[event.role] = (event.name, event.load_s)
-            if event.memory is not None:
-                self._memory = memory_line(event.memory)
-        elif isinstance(event, ModelUnloaded):
-            self._models.pop(event.role, None)
+        elif isinstance(event, MemoryUpdate):
+            self._memory = memory_line(event.snapshot)
+        elif isinstance(event, CudaUpdate):
+            self._cuda = cuda_lines(event.status)
+        elif isinstance(event, ModelsLoaded):
+            self._models = models_line(event)
         elif isinstance(event, VoiceChanged):
             self._voice = f"{event.name} ({event.kind})" if event.kind else event.name
         elif isinstance(event, ConfigSummary):
-            self._config = event.items
+            self._config = event.lines
         elif isinstance(event, Notice):
             self._notices.append((event.level, event.text))
 
     # --- drawing ---
 
     def render(self) -> RenderableType:
-        """The whole screen as one renderable (called on rich's refresh thread)."""
-        with self._lock:
-            header = self._header()
-            transcript = self._transcript()
-            latency = self._latency_table()
+        """The whole screen as one renderable (called on rich's refresh thread).
+
+        The transcript gets the rows the other panels leave free, newest lines first,
+        so the latency table and notices stay on screen in a small terminal.
+        """
+        width, height = self.console.size
+        with self._lock:  # copy the state out; measuring and wrapping happen unlocked
+            header = Panel(self._header(), title="Sisyphus", title_align="left")
+            latency = Panel(
+                self._latency_table(), title="Latency (ms after end of speech)", title_align="left"
+            )
             notices = [
                 Text(f"{level}: {text}", style=NOTICE_STYLES.get(level, ""))
                 for level, text in self._notices
             ]
-        return Group(
-            Panel(header, title="Sisyphus", title_align="left"),
-            Panel(transcript, title="Transcript", title_align="left"),
-            Panel(latency, title="Latency (ms after end of speech)", title_align="left"),
-            *notices,
-        )
+            lines = list(self._lines)
+        used = sum(self._rows(part, width) for part in (header, latency, *notices))
+        rows = max(MIN_TRANSCRIPT_ROWS, height - used - PANEL_BORDER_ROWS - 1)
+        transcript = self._transcript(lines, rows, width - PANEL_BORDER_COLUMNS)
+        transcript_panel = Panel(transcript, title="Transcript", title_align="left")
+        return Group(header, transcript_panel, latency, *notices)
+
+    def _rows(self, renderable: RenderableType, width: int) -> int:
+        options = self.console.options.update(width=width)
+        return len(self.console.render_lines(renderable, options, pad=False))
 
     def _header(self) -> RenderableType:
         status = Text()
@@ -177,22 +204,11 @@ class Dashboard:
         status.append(f"   turn {self._turn_id}   ", style="dim")
         status.append("voice ", style="dim")
         status.append(self._voice or "—")
-        models = Text("models ", style="dim")
-        if self._models:
-            models.append(
-                " · ".join(
-                    f"{role} {short_model_name(name)} ({load_s:.1f} s)"
-                    for role, (name, load_s) in self._models.items()
-                ),
-                style="",
-            )
-        else:
-            models.append("none loaded", style="")
+        models = Text()
+        models.append("models ", style="dim")
+        models.append(self._models or "pending", style="" if self._models else "dim")
         rows: list[RenderableType] = [status, models]
-        if self._config:
-            rows.append(
-                Text("config " + " · ".join(f"{k} {v}" for k, v in self._config), style="dim")
-            )
+        rows += [Text(line, style="dim") for line in self._config]
         cuda_style = "green" if self._cuda[:1] and self._cuda[0].startswith("CUDA:") else "yellow"
         rows += [Text(line, style=cuda_style) for line in self._cuda or ["CUDA status pending"]]
         rows.append(Text(self._memory or "memory pending"))
@@ -200,7 +216,8 @@ class Dashboard:
         return Group(*rows)
 
     def _meter(self) -> Text:
-        meter = Text("mic ", style="dim")
+        meter = Text()
+        meter.append("mic ", style="dim")
         if self._level_dbfs is None:
             meter.append("░" * METER_WIDTH + " no input", style="dim")
             return meter
@@ -213,19 +230,39 @@ class Dashboard:
         meter.append(f" {shown} dBFS")
         return meter
 
-    def _transcript(self) -> RenderableType:
-        if not self._lines:
+    def _transcript(self, lines: list[_Line], max_rows: int, width: int) -> RenderableType:
+        if not lines:
             return Text("(nothing said yet)", style="dim")
-        table = Table.grid(padding=(0, 1))
-        table.add_column(no_wrap=True)
-        table.add_column()
-        for line in self._lines:
-            who = Text(line.speaker, style="bold cyan" if line.speaker == "you" else "bold")
+        text_width = max(10, width - SPEAKER_COLUMNS)
+        rows: list[tuple[Text, Text]] = []
+        left = max_rows
+        for line in reversed(lines):
             said = Text(line.text)
             if line.interrupted:
                 said.append(" [interrupted]", style="yellow")
+            if self._height(said, text_width) > left:
+                if not rows:  # the newest line alone is too tall: show its end
+                    rows.append((_speaker(line.speaker), self._tail(said, left, text_width)))
+                break
+            rows.append((_speaker(line.speaker), said))
+            left -= self._height(said, text_width)
+        table = Table.grid(padding=(0, 1))
+        table.add_column(no_wrap=True, width=SPEAKER_COLUMNS - 1)
+        table.add_column()
+        for who, said in reversed(rows):
             table.add_row(who, said)
         return table
+
+    def _height(self, text: Text, width: int) -> int:
+        return len(text.wrap(self.console, width))
+
+    def _tail(self, text: Text, max_rows: int, width: int) -> Text:
+        keep = max(1, max_rows * width)
+        while True:
+            tail = Text("…") + text[-keep:]
+            if keep <= 1 or self._height(tail, width) <= max_rows:
+                return tail
+            keep -= max(1, width // 4)
 
     def _latency_table(self) -> RenderableType:
         table = Table(box=None, padding=(0, 2), show_edge=False)
@@ -243,6 +280,10 @@ class Dashboard:
             ]
             table.add_row("median", *medians, style="bold")
         return table
+
+
+def _speaker(name: str) -> Text:
+    return Text(name, style="bold cyan" if name == "you" else "bold")
 
 
 def _number(ms: float | None) -> str:

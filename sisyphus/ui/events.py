@@ -4,70 +4,50 @@ They travel on the same event queue as `StateChanged`, `UserSaid`, ... . CUDA st
 memory snapshots are carried as the plain objects `sisyphus.runtime` returns
 (`CudaStatus`, `MemorySnapshot`); the UI reads their attributes by name, so it never
 imports torch and any object with those attributes will do.
+
+This module imports nothing but the standard library: a stage may emit these events
+without pulling in rich.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sisyphus.config import Config
 
 
 @dataclass(frozen=True)
-class StatusUpdate:
-    """A fresh look at the hardware; a field left None means "unchanged"."""
+class CudaUpdate:
+    """CUDA as the runtime sees it (at startup, and again if the device is lost)."""
 
-    cuda: object | None = None  # CudaStatus: available, device_name, capability, ...
-    memory: object | None = None  # MemorySnapshot: rss_bytes, gpu_*_bytes
+    status: object  # CudaStatus: available, device_name, capability, torch_version, ...
 
 
 @dataclass(frozen=True)
-class ModelLoaded:
-    """A model is resident now (at startup, lazily on first use, or swapped back in)."""
+class MemoryUpdate:
+    """A memory snapshot; sent periodically, so views must keep it cheap."""
 
-    role: str  # "asr" | "tts-custom" | "tts-base" | ...
-    name: str  # Hub repo id or local folder
-    load_s: float
+    snapshot: object  # MemorySnapshot: rss_bytes, gpu_allocated/reserved/total_bytes
+
+
+@dataclass(frozen=True)
+class ModelsLoaded:
+    """The models resident now; the whole set each time, so swaps and lazy loads show."""
+
+    models: tuple[str, ...]  # "asr", "tts_custom", "tts_base"
     device: str = ""
-    memory: object | None = None  # MemorySnapshot taken right after the load
-
-
-@dataclass(frozen=True)
-class ModelUnloaded:
-    """A model left the GPU (the `swap` memory strategy)."""
-
-    role: str
-    name: str
+    dtype: str = ""
+    load_seconds: tuple[tuple[str, float], ...] = ()  # (model, seconds its load took)
 
 
 @dataclass(frozen=True)
 class VoiceChanged:
+    """The voice replies are spoken in (the start voice, then each `/voice NAME`)."""
+
     name: str
-    kind: str = ""  # "preset" | "clone"
+    kind: str = ""  # "preset" | "cloned"
 
 
 @dataclass(frozen=True)
 class ConfigSummary:
-    """What the session runs with, as (label, value) pairs in display order."""
+    """What the session runs with, one short line per topic, shown at startup."""
 
-    items: tuple[tuple[str, str], ...]
-
-
-def config_summary(config: Config) -> ConfigSummary:
-    """The settings a user wants to see at startup; secrets are left out on purpose."""
-    llm = config.llm
-    items = (
-        ("device", config.device),
-        ("dtype", config.dtype),
-        ("memory", config.memory),
-        ("barge-in", "on" if config.barge_in else "off"),
-        ("asr", config.models.asr),
-        ("tts", f"{config.models.tts_custom}, {config.models.tts_base}"),
-        ("voice", f"{config.voice.default} ({config.voice.language})"),
-        ("llm", f"{llm.model} @ {llm.base_url}"),
-        ("input", config.audio.input_device or "default"),
-        ("output", config.audio.output_device or "default"),
-    )
-    return ConfigSummary(items=items)
+    lines: tuple[str, ...]

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 
 from sisyphus.frames import TurnLatency
+from sisyphus.ui.events import ModelsLoaded
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -93,9 +94,15 @@ def latency_line(event: TurnLatency) -> str:
     return ", ".join(parts) if parts else "no measurements"
 
 
-def short_model_name(name: str) -> str:
-    """The last part of a repo id or folder: what tells two models apart on screen."""
-    return name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or name
+def models_line(event: ModelsLoaded) -> str:
+    """"asr (4.1 s), tts_custom (12.0 s) on cuda:0, bf16" or "none"."""
+    seconds = dict(event.load_seconds)
+    names = [
+        f"{name} ({seconds[name]:.1f} s)" if name in seconds else name for name in event.models
+    ]
+    text = ", ".join(names) if names else "none"
+    where = ", ".join(part for part in (event.device, event.dtype) if part)
+    return f"{text} on {where}" if names and where else text
 
 
 def clamp_dbfs(dbfs: float, floor_dbfs: float = -60.0) -> float:

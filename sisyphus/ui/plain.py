@@ -1,8 +1,8 @@
 """`--plain`: one timestamped line per event, for logs, pipes and terminals without TTY.
 
-Input levels arrive ~30 times a second and are not printed; memory snapshots are printed
-only when the figures change, and at most once per `memory_period_s`, so a long session
-gives a readable log.
+Input levels arrive ~10 times a second and are not printed. Memory and the loaded-model
+set are re-sent every second: they are printed only when they change (memory at most once
+per `memory_period_s`), so a long session gives a readable log.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import TextIO
 from sisyphus.frames import AssistantSaid, Notice, StateChanged, TurnLatency, UserSaid
 from sisyphus.ui.events import (
     ConfigSummary,
-    ModelLoaded,
-    ModelUnloaded,
-    StatusUpdate,
+    CudaUpdate,
+    MemoryUpdate,
+    ModelsLoaded,
     VoiceChanged,
 )
-from sisyphus.ui.format import cuda_lines, latency_line, memory_line
+from sisyphus.ui.format import cuda_lines, latency_line, memory_line, models_line
 
 
 class PlainView:
@@ -37,6 +37,7 @@ class PlainView:
         self._clock = clock
         self._memory_period_s = memory_period_s
         self._last_cuda = ""
+        self._last_models = ""
         self._last_memory = ""
         self._last_memory_at: datetime | None = None
 
@@ -65,37 +66,34 @@ class PlainView:
             return f"latency turn {event.turn_id}: {latency_line(event)}"
         if isinstance(event, Notice):
             return f"{event.level}: {event.text}"
-        if isinstance(event, StatusUpdate):
-            return self._status(event)
-        if isinstance(event, ModelLoaded):
-            return _model_loaded(event)
-        if isinstance(event, ModelUnloaded):
-            return f"model unloaded: {event.role} {event.name}"
+        if isinstance(event, CudaUpdate):
+            cuda = "; ".join(cuda_lines(event.status))
+            self._last_cuda, changed = cuda, cuda != self._last_cuda
+            return cuda if changed else None
+        if isinstance(event, MemoryUpdate):
+            return self._memory(event)
+        if isinstance(event, ModelsLoaded):
+            models = models_line(event)
+            self._last_models, changed = models, models != self._last_models
+            return f"models: {models}" if changed else None
         if isinstance(event, VoiceChanged):
             kind = f" ({event.kind})" if event.kind else ""
             return f"voice: {event.name}{kind}"
         if isinstance(event, ConfigSummary):
-            return "config: " + ", ".join(f"{k} {v}" for k, v in event.items)
+            return "config: " + "; ".join(event.lines)
         return None
 
-    def _status(self, event: StatusUpdate) -> str | None:
-        parts = []
-        if event.cuda is not None:
-            cuda = "; ".join(cuda_lines(event.cuda))
-            if cuda != self._last_cuda:
-                self._last_cuda = cuda
-                parts.append(cuda)
-        if event.memory is not None:
-            memory = memory_line(event.memory)
-            now = self._clock()
-            due = (
-                self._last_memory_at is None
-                or (now - self._last_memory_at).total_seconds() >= self._memory_period_s
-            )
-            if memory != self._last_memory and due:
-                self._last_memory, self._last_memory_at = memory, now
-                parts.append(f"memory: {memory}")
-        return " | ".join(parts) if parts else None
+    def _memory(self, event: MemoryUpdate) -> str | None:
+        memory = memory_line(event.snapshot)
+        now = self._clock()
+        due = (
+            self._last_memory_at is None
+            or (now - self._last_memory_at).total_seconds() >= self._memory_period_s
+        )
+        if memory == self._last_memory or not due:
+            return None
+        self._last_memory, self._last_memory_at = memory, now
+        return f"memory: {memory}"
 
     def _write(self, text: str) -> None:
         stamp = self._clock().strftime("%H:%M:%S.%f")[:-3]
@@ -107,10 +105,3 @@ class PlainView:
         # Resolved per write so pytest's capture and redirected stdout are honoured.
         return self._stream if self._stream is not None else sys.stdout
 
-
-def _model_loaded(event: ModelLoaded) -> str:
-    where = f" on {event.device}" if event.device else ""
-    text = f"model loaded: {event.role} {event.name}{where} in {event.load_s:.1f} s"
-    if event.memory is not None:
-        text += f" ({memory_line(event.memory)})"
-    return text

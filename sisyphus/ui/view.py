@@ -62,9 +62,9 @@ async def run_view(view: View, events: asyncio.Queue) -> None:
     """Feed `view` until cancelled; events already queued are still handed over first.
 
     Draining on the way out is what keeps the last reply of a Ctrl-C'd session in the
-    transcript. `CancelledError` is re-raised after `view.stop()`.
+    transcript. Starting and stopping the view is its owner's business (the dashboard is
+    up before the models load and stays up for the closing lines).
     """
-    view.start()
     try:
         while True:
             event = await events.get()
@@ -74,7 +74,6 @@ async def run_view(view: View, events: asyncio.Queue) -> None:
         while not events.empty():
             _handle(view, events.get_nowait())
             events.task_done()
-        view.stop()
 
 
 def _handle(view: View, event: object) -> None:
@@ -85,9 +84,13 @@ def _handle(view: View, event: object) -> None:
 
 
 def make_view(plain: bool, console: Console | None = None) -> View:
-    """The dashboard on an interactive terminal, one line per event everywhere else."""
+    """The dashboard on an interactive terminal, one line per event everywhere else.
+
+    A dumb terminal (TERM=dumb, e.g. an editor's shell) cannot move the cursor, so Live
+    would print every frame below the last one: it gets the plain view too.
+    """
     given = console
     console = console if console is not None else Console()
-    if plain or not console.is_terminal:
+    if plain or not console.is_terminal or console.is_dumb_terminal:
         return PlainView(stream=given.file if given is not None else None)
     return Dashboard(console=console)
