@@ -241,12 +241,14 @@ class TurnController:
         chunker = self._make_chunker()
         started = self._clock()
         try:
-            async for delta in self._llm.stream(self._history.messages(turn.user_text)):
-                if not turn.llm_text:
-                    turn.latency["llm_first_token_ms"] = (self._clock() - started) * 1000
-                turn.llm_text.append(delta)
-                for phrase in chunker.push(delta):
-                    await phrases.put(phrase)
+            # aclosing: an abandoned reply closes its HTTP stream now, not at GC time.
+            async with contextlib.aclosing(self._llm.stream(self._history.messages(turn.user_text))) as deltas:
+                async for delta in deltas:
+                    if not turn.llm_text:
+                        turn.latency["llm_first_token_ms"] = (self._clock() - started) * 1000
+                    turn.llm_text.append(delta)
+                    for phrase in chunker.push(delta):
+                        await phrases.put(phrase)
             for phrase in chunker.flush():
                 await phrases.put(phrase)
         finally:

@@ -82,8 +82,12 @@ def _check_audio(config: Config) -> list[Check]:
 def _check_llm(config: Config) -> list[Check]:
     from sisyphus.llm.client import ChatClient
 
+    async def probe() -> str:
+        async with ChatClient(config.llm) as client:
+            return await client.check()
+
     try:
-        detail = asyncio.run(ChatClient(config.llm).check())
+        detail = asyncio.run(probe())
     except SisyphusError as exc:
         return [Check("LLM endpoint", False, exc.message, exc.hint)]
     return [Check("LLM endpoint", True, f"{config.llm.base_url}: {detail}")]

@@ -1,1 +1,1 @@
-
+"""LLM side of a turn: streaming client (client.py), phrase chunker (chunker.py), history (history.py)."""

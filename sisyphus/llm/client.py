@@ -17,6 +17,7 @@ text into phrases (see `chunker.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -70,13 +71,17 @@ class ChatClient:
         """
         response = await self._open(messages)
         try:
-            async for delta in self._deltas(response):
-                yield delta
+            async with contextlib.aclosing(self._deltas(response)) as deltas:
+                async for delta in deltas:
+                    yield delta
         finally:
             await response.close()
 
     async def check(self) -> str:
-        """A cheap probe for `sisyphus doctor`: is the endpoint up, the key good, the model served?"""
+        """A cheap probe for `sisyphus doctor`: is the endpoint up, the key good, the model served?
+
+        Returns a short description without the URL (the caller shows that); no retries.
+        """
         model = self.config.model
         try:
             listing = await self._client.models.list()
@@ -86,14 +91,14 @@ class ChatClient:
         except (openai.APIConnectionError, openai.APIStatusError) as exc:
             raise self._request_error(exc, attempts=1) from exc
         if model in ids or f"{model}:latest" in ids:
-            return f"{self.config.base_url} serves {model} ({len(ids)} model{'s' * (len(ids) != 1)} listed)"
+            return f"serves {model} ({len(ids)} model{'s' * (len(ids) != 1)} listed)"
         try:
             await self._client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=1, stream=False
             )
         except (openai.APIConnectionError, openai.APIStatusError) as exc:
             raise self._request_error(exc, attempts=1) from exc
-        return f"{self.config.base_url} answered a 1-token chat with {model}"
+        return f"answered a 1-token chat with {model}"
 
     # -- opening the stream, with retries ----------------------------------------------
     async def _open(self, messages: list[dict[str, str]]) -> Any:
@@ -159,29 +164,36 @@ class ChatClient:
                 if content:
                     yield content
         if not finished:
-            raise LLMError(
-                f"the LLM stream from {self.config.base_url} ended before the reply was complete",
-                "check the LLM server's log; speak again to retry",
-            )
+            # A body cut short raises above (incomplete chunked read); a cleanly ended body
+            # without finish_reason is the server's own choice, so the reply stands.
+            logger.warning("LLM stream from %s ended without a finish_reason", self.config.base_url)
 
     # -- errors ---------------------------------------------------------------------------
     def _request_error(self, exc: Exception, *, attempts: int) -> LLMError:
         tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMError(
+                f"LLM endpoint {self.config.base_url} did not answer within {self.config.timeout_s:g} s{tries}",
+                "check the LLM server, or raise llm.timeout_s",
+            )
         if isinstance(exc, openai.APIConnectionError):
-            kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "is unreachable"
-            return LLMError(f"LLM endpoint {self.config.base_url} {kind}{tries}", _UNREACHABLE_HINT)
+            return LLMError(f"LLM endpoint {self.config.base_url} is unreachable{tries}", _UNREACHABLE_HINT)
         assert isinstance(exc, openai.APIStatusError)
         status = exc.status_code
         if status in (401, 403):
             if not self.config.api_key:
                 return LLMError(f"the LLM endpoint requires an API key (HTTP {status})", "set OPENAI_API_KEY")
             return LLMError(f"the LLM endpoint refused the API key (HTTP {status})", _KEY_HINT)
+        detail = _short(_status_message(exc))
+        if status == 404 and (exc.code == "model_not_found" or self.config.model in detail):
+            return LLMError(
+                f"the LLM endpoint {self.config.base_url} has no model '{self.config.model}' (HTTP 404)", _MODEL_HINT
+            )
         if status == 404:
             return LLMError(
-                f"the LLM endpoint {self.config.base_url} has no model '{self.config.model}' (HTTP 404)",
-                _MODEL_HINT + " (and check that llm.base_url ends in /v1)",
+                f"the LLM endpoint {self.config.base_url} has no chat API (HTTP 404 for {exc.request.url.path})",
+                "fix llm.base_url / OPENAI_BASE_URL (most servers want it to end in /v1)",
             )
-        detail = _short(_status_message(exc))
         if status == 429 or status >= 500:
             return LLMError(
                 f"the LLM endpoint answered HTTP {status}{tries}: {detail}",

@@ -24,6 +24,7 @@ import argparse
 import json
 import logging
 import select
+import signal
 import socket
 import threading
 import time
@@ -55,6 +56,10 @@ class Behavior:
     # Delay before the first delta (time to first token) and between deltas.
     first_token_delay_s: float = 0.0
     inter_token_delay_s: float = 0.0
+    # finish_reason of the last chunk; None leaves that chunk out (some servers do).
+    finish_reason: str | None = "stop"
+    # Delay before the response headers (a server slow to accept the request).
+    response_delay_s: float = 0.0
     # An HTTP error status (401, 404, 429, 500, ...) answered instead of a reply.
     status: int | None = None
     # Retry-After header sent with an error status.
@@ -75,7 +80,7 @@ class RequestRecord:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: dict[str, Any] | None
     outcome: str = ""
     deltas_sent: int = 0
@@ -232,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
         record = self._start_record(None)
         if self._refuse_key(record):
             return
-        if self.path.rstrip("/") in ("/v1/models", "/models"):
+        if self.path.rstrip("/") == "/v1/models":
             owner = self.server.owner
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "sisyphus-test"} for m in owner.models]
             self._send_json(200, {"object": "list", "data": data})
@@ -258,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_post(self, record: RequestRecord) -> None:
         owner = self.server.owner
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_error(404, f"no route {self.path}", "invalid_request_error", "not_found")
             return
         if self._refuse_key(record):
@@ -267,6 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(400, "body must be JSON with a messages list", "invalid_request_error", None)
             return
         behavior = owner._next_behavior()
+        if not self._pause(behavior.response_delay_s, record):
+            return
         if behavior.drop_connection:
             self._drop(record)
             return
@@ -315,7 +322,8 @@ class _Handler(BaseHTTPRequestHandler):
         if behavior.stall_after is not None and behavior.stall_after >= len(deltas):
             self._stall(record)
             return
-        self._sse(_chunk(model, {}, "stop"))
+        if behavior.finish_reason is not None:
+            self._sse(_chunk(model, {}, behavior.finish_reason))
         self._write_chunk(b"data: [DONE]\n\n")
         self._end_chunks()
 
@@ -340,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._finish_quietly(record, STALLED)
                 return False
             if self._client_closed(min(left, 0.05)):
-                self._finish_quietly(record, CLIENT_CLOSED)
+                self._finish_quietly(record, self._hang_up_outcome())
                 return False
         return True
 
@@ -348,9 +356,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep the connection open and silent until the client or the server gives up."""
         while not self.server.owner._closing.is_set():
             if self._client_closed(0.05):
-                self._finish_quietly(record, CLIENT_CLOSED)
+                self._finish_quietly(record, self._hang_up_outcome())
                 return
         self._finish_quietly(record, STALLED)
+
+    def _hang_up_outcome(self) -> str:
+        # close() sets _closing before it shuts sockets down, so an EOF seen after that is ours.
+        return STALLED if self.server.owner._closing.is_set() else CLIENT_CLOSED
 
     def _client_closed(self, wait_s: float) -> bool:
         try:
@@ -377,7 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plain responses ----------------------------------------------------------------
     def _start_record(self, body: dict[str, Any] | None) -> RequestRecord:
-        record = RequestRecord(self.command, self.path, dict(self.headers.items()), body)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        record = RequestRecord(self.command, self.path, headers, body)
         self.server.owner._record(record)
         return record
 
@@ -469,8 +482,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = OpenAITestServer(
         port=args.port, models=args.model or ["test-model"], api_key=args.api_key, default=behavior
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly when killed, as on Ctrl-C
     logger.info("serving %s (models: %s); Ctrl-C stops", server.base_url, ", ".join(server.models))
     server.serve_until_interrupted()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
