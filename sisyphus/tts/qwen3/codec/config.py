@@ -19,18 +19,22 @@ from sisyphus.errors import ModelError
 # Official file names of the speech_tokenizer/ folder.
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+_PREPROCESSOR = {
+    "chunk_length_s": None,
+    "feature_extractor_type": "EncodecFeatureExtractor",
+    "feature_size": 1,
+    "overlap": None,
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "return_attention_mask": True,
+    "sampling_rate": 24000,
+}
+# The two small files of the folder, byte for byte as published.
 EXTRA_FILES = {
-    "configuration.json": {"framework": "pytorch", "task": "feature-extraction", "allow_remote": True},
-    "preprocessor_config.json": {
-        "chunk_length_s": None,
-        "feature_extractor_type": "EncodecFeatureExtractor",
-        "feature_size": 1,
-        "overlap": None,
-        "padding_side": "right",
-        "padding_value": 0.0,
-        "return_attention_mask": True,
-        "sampling_rate": 24000,
-    },
+    "configuration.json": json.dumps(
+        {"framework": "pytorch", "task": "feature-extraction", "allow_remote": True}
+    ),
+    "preprocessor_config.json": json.dumps(_PREPROCESSOR, indent=2) + "\n",
 }
 
 # A tiny codec for tests and benchmarks: widths and depths shrunk, while codebook sizes,
@@ -46,7 +50,6 @@ TINY_SHRINK: dict[str, dict[str, Any]] = {
         "hidden_size": 64, "latent_dim": 64, "codebook_dim": 64, "decoder_dim": 64,
         "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
         "head_dim": 32, "intermediate_size": 128, "sliding_window": 8,
-        "vector_quantization_hidden_dimension": 32,
     },
 }
 
@@ -122,7 +125,8 @@ class CodecConfig:
     decoder: DecoderConfig
     num_codebooks: int  # encoder_valid_num_quantizers: codebooks the talker uses (16)
     sample_rate_hz: int
-    samples_per_frame: int
+    samples_per_frame: int  # decode_upsample_rate: audio samples per decoded frame
+    encode_hop: int  # encode_downsample_rate: audio samples per encoded frame
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CodecConfig:
@@ -136,6 +140,7 @@ class CodecConfig:
                 num_codebooks=int(raw.get("encoder_valid_num_quantizers", 16)),
                 sample_rate_hz=int(raw.get("output_sample_rate", 24000)),
                 samples_per_frame=int(raw.get("decode_upsample_rate", 1920)),
+                encode_hop=int(raw.get("encode_downsample_rate", 1920)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(
@@ -166,9 +171,12 @@ class CodecConfig:
 
     def _check(self) -> None:
         dec, enc = self.decoder, self.encoder
+        enc_hop = math.prod(enc.downsampling_ratios) * 2  # SEANet strides, then the 2x downsample
         problems = []
         if dec.samples_per_frame != self.samples_per_frame:
             problems.append(f"decoder upsamples {dec.samples_per_frame}x, config says {self.samples_per_frame}")
+        if enc_hop != self.encode_hop:
+            problems.append(f"encoder downsamples {enc_hop}x, config says {self.encode_hop}")
         if dec.num_quantizers != self.num_codebooks:
             problems.append(f"decoder has {dec.num_quantizers} quantizers, encoder keeps {self.num_codebooks}")
         if enc.num_quantizers < self.num_codebooks:
