@@ -98,6 +98,7 @@ def talk(
         plain=plain,
         transcript_dir=transcript_dir,
         read_keyboard=text or sys.stdin.isatty(),
+        voice=voice,
     )
     raise typer.Exit(run_talk(cfg, options))
 

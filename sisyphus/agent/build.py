@@ -30,6 +30,7 @@ class TalkOptions:
     plain: bool = False
     transcript_dir: Path | None = None
     read_keyboard: bool = True
+    voice: str | None = None  # --voice: an unknown name is an error, not a fallback
 
 
 def build_session(config: Config, options: TalkOptions, view: Any, notify: Any) -> tuple[SessionParts, ModelSet]:
@@ -55,8 +56,8 @@ def build_session(config: Config, options: TalkOptions, view: Any, notify: Any) 
         sink = SpeakerSink(config.audio.output_device, block_ms=config.audio.output_block_ms)
 
     router = VoiceRouter.from_config(config, notify=notify)
-    voice = config.voice.default
-    tts_key, _ = router.resolve(voice)  # an unknown voice fails here, before any load
+    voice = router.info(options.voice).name if options.voice else router.default_voice()
+    tts_key = router.model_for(voice)  # an unknown voice fails here, before any load
     device = pick_device(config.device)
     dtype = pick_dtype(device, config.dtype)
     models = ModelSet(config, device=device, dtype=dtype, notify=notify, with_asr=source is not None)

@@ -160,7 +160,7 @@ class RoutedSynthesizer:
         language: str | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[np.ndarray]:
-        key, target = self._router.resolve(voice)
+        key, target = self._router.resolve(voice, load=self._models.tts)
         model = self._models.tts(key)
         instruct = self._instruct if key == "tts_custom" and model.supports_instruct else None
         max_frames = max(1, int(self._tts.max_seconds_per_phrase * 12.5))

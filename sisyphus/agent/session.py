@@ -66,13 +66,16 @@ async def run_session(parts: SessionParts) -> SessionResult:
     keyboard = _Keyboard(inputs, stop, parts) if parts.read_keyboard else None
     if keyboard:
         keyboard.start(asyncio.get_running_loop())
+    tasks.append(asyncio.create_task(parts.sink.wait_failure(), name="speaker-watch"))
     stopper = asyncio.create_task(stop.wait(), name="stop")
     try:
-        done, _ = await asyncio.wait([tasks[0], stopper], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopper:
-                task.result()  # re-raise a failure of the controller
-        if stopper in done:
+        pending = {*tasks, stopper}
+        while tasks[0] in pending and stopper in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper:
+                    task.result()  # a lost device or a failed stage ends the session here
+        if stopper not in pending:
             reason = "quit"
     except SisyphusError as exc:
         parts.events.put_nowait(Notice(exc.one_line(), "error"))

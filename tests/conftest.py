@@ -1,0 +1,28 @@
+"""Shared fixtures: tiny model checkpoints written once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_glmasr_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.support.tiny_glmasr import write_tiny_glmasr
+
+    return write_tiny_glmasr(tmp_path_factory.mktemp("glmasr") / "GLM-ASR-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_custom_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tts.support import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tts") / "Qwen3-TTS-tiny-CustomVoice", kind="custom_voice")
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_base_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tts.support import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tts") / "Qwen3-TTS-tiny-Base", kind="base")
