@@ -7,7 +7,10 @@ libportaudio), so nothing here touches it until a device is actually needed.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import sys
+import threading
 from types import ModuleType
 from typing import Any, Literal
 
@@ -113,3 +116,34 @@ def _defaults(sd: ModuleType) -> tuple[int, int]:
 def _available(devices: list[dict[str, Any]]) -> str:
     listed = ", ".join(f"{d['index']}: {d['name']}" for d in devices)
     return f"available: {listed}"
+
+
+
+def close_stream(stream: Any, timeout_s: float = 2.0) -> bool:
+    """Stop a PortAudio stream at once (no draining); False if it had to be abandoned.
+
+    After a sound server or USB device vanishes, Pa_AbortStream can block forever inside
+    the host API. Closing therefore runs on a daemon thread that is given `timeout_s`;
+    a stream that does not close is left behind, and sounddevice's exit handler (which
+    would block on it in Pa_Terminate) is dropped so the process can still exit.
+    """
+    finished = threading.Event()
+
+    def close() -> None:
+        try:
+            stream.abort()
+            stream.close()
+        except Exception as exc:  # PortAudioError, or anything from a half-dead host API
+            log.debug("closing audio stream: %s", exc)
+        finally:
+            finished.set()
+
+    threading.Thread(target=close, name="close-audio-stream", daemon=True).start()
+    if finished.wait(timeout_s):
+        return True
+    log.warning("the audio device did not close within %.0f s; abandoning it", timeout_s)
+    sd = sys.modules.get("sounddevice")
+    exit_handler = getattr(sd, "_exit_handler", None)
+    if exit_handler is not None:
+        atexit.unregister(exit_handler)
+    return False

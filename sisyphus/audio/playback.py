@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class _TurnCounts:
     played: int = 0
     dropped: int = 0
     first_sound_s: float | None = None
+    # (clock time the run starts playing, samples): contiguous runs handed to the device
+    runs: list[list[float]] = field(default_factory=list)
 
     @property
     def pending(self) -> int:
@@ -61,8 +63,10 @@ class PlaybackBuffer:
                 take = min(out.size - filled, chunk.size - self._offset)
                 out[filled : filled + take] = chunk[self._offset : self._offset + take]
                 counts = self._turns[turn_id]
+                start_s = block_start_s + filled / rate_hz
                 if counts.first_sound_s is None:
-                    counts.first_sound_s = block_start_s + filled / rate_hz
+                    counts.first_sound_s = start_s
+                _extend_runs(counts.runs, start_s, take, rate_hz)
                 counts.played += take
                 filled += take
                 self._offset += take
@@ -96,12 +100,47 @@ class PlaybackBuffer:
         with self._lock:
             return bool(self._chunks)
 
-    def played(self, turn_id: int) -> int:
+    def played(self, turn_id: int, now_s: float | None = None, rate_hz: int = 0) -> int:
+        """Samples of the turn handed to the device; with `now_s`, only those already heard.
+
+        The device plays a block some latency after taking it, so after a barge-in the
+        samples it took but had not yet played must not count as heard.
+        """
         with self._lock:
             counts = self._turns.get(turn_id)
-            return counts.played if counts else 0
+            if counts is None:
+                return 0
+            if now_s is None:
+                return counts.played
+            heard = 0
+            for start_s, samples in counts.runs:
+                heard += min(int(samples), max(0, int((now_s - start_s) * rate_hz)))
+            return heard
+
+    def last_sound_end_s(self, turn_id: int, rate_hz: int) -> float | None:
+        """Clock time the last sample handed over so far stops playing."""
+        with self._lock:
+            counts = self._turns.get(turn_id)
+            if counts is None or not counts.runs:
+                return None
+            start_s, samples = counts.runs[-1]
+            return start_s + samples / rate_hz
 
     def first_sound_s(self, turn_id: int) -> float | None:
         with self._lock:
             counts = self._turns.get(turn_id)
             return counts.first_sound_s if counts else None
+
+
+# Callback timestamps jitter by a few ms; runs closer than this are one run.
+_MERGE_TOLERANCE_S = 0.02
+
+
+def _extend_runs(runs: list[list[float]], start_s: float, samples: int, rate_hz: int) -> None:
+    """Merge with the previous run when contiguous, so a turn keeps a handful of runs."""
+    if runs:
+        last = runs[-1]
+        if abs(last[0] + last[1] / rate_hz - start_s) < _MERGE_TOLERANCE_S:
+            last[1] += samples
+            return
+    runs.append([start_s, float(samples)])

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sisyphus.audio.devices import describe_device, list_devices, resolve_device, sounddevice_module
+from sisyphus.audio.devices import close_stream, describe_device, list_devices, resolve_device, sounddevice_module
 from sisyphus.audio.playback import PlaybackBuffer
 from sisyphus.audio.wav import StreamingWavWriter
 from sisyphus.errors import AudioDeviceError
@@ -30,6 +30,8 @@ __all__ = ["AudioSink", "FileSink", "SpeakerSink", "list_devices", "resolve_devi
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+_WATCH_PERIOD_S = 0.5
+_MAX_OUTPUT_LATENCY_S = 2.0  # a longer "latency" is a host API reporting nonsense
 Sleep = Callable[[float], Awaitable[Any]]
 
 
@@ -79,6 +81,11 @@ class _BufferedSink:
         self._wake()
 
     def played_samples(self, turn_id: int) -> int:
+        """Samples of the turn that have been heard (reached the device's output) by now."""
+        return self._buffer.played(turn_id, self._clock(), SPEAKER_RATE_HZ)
+
+    def handed_samples(self, turn_id: int) -> int:
+        """Samples of the turn the device has taken: heard, or in its buffer about to be."""
         return self._buffer.played(turn_id)
 
     def first_sound_s(self, turn_id: int) -> float | None:
@@ -139,9 +146,21 @@ class _BufferedSink:
 class SpeakerSink(_BufferedSink):
     """Plays reply audio through a sounddevice OutputStream at 24 kHz mono."""
 
-    def __init__(self, device: str | int | None = None, block_ms: int = 20, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        device: str | int | None = None,
+        block_ms: int = 20,
+        clock: Clock = time.monotonic,
+        *,
+        latency: float | str = "low",
+        stall_timeout_s: float = 3.0,
+    ) -> None:
         super().__init__(block_ms, clock)
         self._device_spec = device
+        self._latency = latency
+        self._stall_timeout_s = stall_timeout_s
+        self._callbacks = 0
+        self._watchdog: asyncio.Task[None] | None = None
         self._stream: Any = None
         self._closing = False
         self.underflows = 0
@@ -152,7 +171,29 @@ class SpeakerSink(_BufferedSink):
         index = await asyncio.to_thread(resolve_device, self._device_spec, "output")
         self.device_name = await asyncio.to_thread(describe_device, index, "output")
         self._stream = await asyncio.to_thread(self._open, index)
+        self._watchdog = asyncio.create_task(self._watch(), name="speaker-watchdog")
         log.info("speaker: %s, %d-sample blocks", self.device_name, self.block_samples)
+
+    async def _watch(self) -> None:
+        """Fail when the callback stops running while the stream claims to be active.
+
+        After a sound server dies PortAudio can hang inside the host API without ever
+        calling the finished callback; a live output stream calls back every block.
+        """
+        seen, quiet_s = -1, 0.0
+        while self._failure is None and not self._closing:
+            await asyncio.sleep(_WATCH_PERIOD_S)
+            if self._callbacks != seen:
+                seen, quiet_s = self._callbacks, 0.0
+                continue
+            quiet_s += _WATCH_PERIOD_S
+            if quiet_s >= self._stall_timeout_s:
+                self._fail(
+                    AudioDeviceError(
+                        f"the speaker {self.device_name} stopped taking audio for {quiet_s:.0f} s (disconnected?)",
+                        "reconnect it and restart, or pick another with --output-device",
+                    )
+                )
 
     def _open(self, index: int | None) -> Any:
         sd = sounddevice_module()
@@ -163,7 +204,7 @@ class SpeakerSink(_BufferedSink):
                 dtype="float32",
                 blocksize=self.block_samples,
                 device=index,
-                latency="low",
+                latency=self._latency,
                 callback=self._callback,
                 finished_callback=self._finished,
             )
@@ -177,6 +218,7 @@ class SpeakerSink(_BufferedSink):
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio thread: copy queued audio out, never wait for anything."""
+        self._callbacks += 1
         if status.output_underflow:
             self.underflows += 1
         lead_s = time_info.outputBufferDacTime - time_info.currentTime
@@ -198,20 +240,25 @@ class SpeakerSink(_BufferedSink):
         except RuntimeError:
             pass
 
+    async def drained(self, turn_id: int) -> None:
+        """Return once the turn's last sample has left the speaker, not merely the queue."""
+        await super().drained(turn_id)
+        end_s = self._buffer.last_sound_end_s(turn_id, SPEAKER_RATE_HZ)
+        if end_s is not None:
+            delay_s = end_s - self._clock()
+            if 0.0 < delay_s < _MAX_OUTPUT_LATENCY_S:
+                await asyncio.sleep(delay_s)
+
     async def close(self) -> None:
         self._closing = True
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
         stream, self._stream = self._stream, None
         if stream is not None:
-            await asyncio.to_thread(_abort_and_close, stream)
+            await asyncio.to_thread(close_stream, stream)
         self._release_waiters()
-
-
-def _abort_and_close(stream: Any) -> None:
-    try:
-        stream.abort()
-        stream.close()
-    except Exception as exc:  # the device may already be gone; closing must not fail
-        log.debug("closing audio stream: %s", exc)
 
 
 class FileSink(_BufferedSink):

@@ -1,0 +1,83 @@
+"""Device/dtype selection and the CUDA diagnosis, on whatever machine runs the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sisyphus.errors import ConfigError
+from sisyphus.runtime.device import cuda_status, pick_device, pick_dtype
+from sisyphus.runtime.memory import memory_snapshot
+
+needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the diagnosis without a usable GPU")
+
+
+@needs_no_cuda
+def test_cuda_status_explains_why_and_what_to_install() -> None:
+    status = cuda_status()
+    assert status.available is False
+    assert status.torch_version == torch.__version__
+    assert status.device_name is None and status.capability is None
+    if torch.version.cuda is None:  # the CPU wheel this project's CI installs
+        assert status.cuda_version is None
+        assert "CPU-only build" in status.reason
+        base = torch.__version__.split("+")[0]
+        assert f"pip install --force-reinstall torch=={base} --index-url https://download.pytorch.org/whl/cu" in status.fix
+    else:  # a CUDA wheel on a machine without a usable GPU
+        assert status.cuda_version == torch.version.cuda
+        assert ("driver" in status.reason or "GPU" in status.reason) and status.fix
+    line = status.describe()
+    assert line.startswith("CUDA unavailable: ") and status.reason in line and "\n" not in line
+
+
+@needs_no_cuda
+def test_device_selection_without_cuda() -> None:
+    assert pick_device("auto") == "cpu"
+    assert pick_device("CPU") == "cpu"
+    for spec in ("cuda", "cuda:1"):
+        with pytest.raises(ConfigError) as caught:
+            pick_device(spec)
+        assert cuda_status().reason in caught.value.message
+        assert "--device cpu" in caught.value.hint
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_device_selection_with_cuda() -> None:
+    status = cuda_status()
+    assert status.available and status.device_name and status.capability and status.cuda_version
+    assert pick_device("auto") == "cuda:0" and pick_device("cuda") == "cuda:0"
+    with pytest.raises(ConfigError, match="CUDA device"):
+        pick_device(f"cuda:{status.device_count}")
+    assert pick_dtype("cuda:0", "auto") in (torch.bfloat16, torch.float16)
+    assert "compute" in status.describe()
+
+
+def test_bad_device_spec_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+        pick_device("tpu")
+
+
+@pytest.mark.parametrize(
+    ("spec", "dtype"),
+    [("auto", torch.float32), ("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)],
+)
+def test_dtype_selection_on_cpu(spec: str, dtype: torch.dtype) -> None:
+    assert pick_dtype("cpu", spec) is dtype
+
+
+def test_bad_dtype_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="dtype: must be auto, bf16, fp16 or fp32, got 'int8'"):
+        pick_dtype("cpu", "int8")
+
+
+def test_memory_snapshot_tracks_rss() -> None:
+    before = memory_snapshot()
+    block = np.ones(200 * 1024 * 1024 // 8)  # 200 MB, every page touched
+    after = memory_snapshot()
+    assert before.rss_bytes > 10 * 1024 * 1024
+    assert after.rss_bytes - before.rss_bytes >= 150 * 1024 * 1024
+    assert float(block[-1]) == 1.0
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        assert (after.gpu_allocated_bytes, after.gpu_reserved_bytes, after.gpu_total_bytes) == (None, None, None)
+        assert after.describe() == f"RSS {after.rss_bytes / 1e9:.1f} GB"
