@@ -33,36 +33,70 @@ class TalkOptions:
     voice: str | None = None  # --voice: an unknown name is an error, not a fallback
 
 
-def build_session(config: Config, options: TalkOptions, view: Any, notify: Any) -> tuple[SessionParts, ModelSet]:
-    """Check inputs, load models per the memory strategy, and wire the session's parts."""
+@dataclass(frozen=True)
+class Prepared:
+    """What was checked before any model loads."""
+
+    source: Any  # AudioSource, or None with --text
+    sink: Any
+    router: Any  # VoiceRouter
+    voice: str
+    tts_key: str  # the TTS model the starting voice needs
+
+
+def prepare(config: Config, options: TalkOptions, notify: Any) -> Prepared:
+    """Open nothing heavy, check everything cheap: input file, devices, voice, model folders.
+
+    An unreadable --input file, a missing device, an unknown voice or a model that is not
+    on disk should cost the user a second, not a model load.
+    """
+    from sisyphus.voices.router import VoiceRouter
+
+    source, sink = _open_io(config, options)
+    router = VoiceRouter.from_config(config, notify=notify)
+    voice = router.info(options.voice).name if options.voice else router.default_voice()
+    tts_key = router.model_for(voice)
+    if source is not None:
+        model_folder(config, config.models.asr)
+    model_folder(config, getattr(config.models, tts_key))
+    return Prepared(source, sink, router, voice, tts_key)
+
+
+def _open_io(config: Config, options: TalkOptions) -> tuple[Any, Any]:
+    from sisyphus.audio.devices import resolve_device
     from sisyphus.audio.sink import FileSink, SpeakerSink
     from sisyphus.audio.source import FileSource, MicSource
+
+    source: Any = None
+    if options.input_file is not None:
+        source = FileSource(options.input_file, block_ms=config.audio.input_block_ms)
+    elif not options.text_mode:
+        resolve_device(config.audio.input_device, "input")
+        source = MicSource(config.audio.input_device, block_ms=config.audio.input_block_ms)
+    if options.output_file is not None:
+        sink: Any = FileSink(options.output_file)
+    else:
+        resolve_device(config.audio.output_device, "output")
+        sink = SpeakerSink(config.audio.output_device, block_ms=config.audio.output_block_ms)
+    return source, sink
+
+
+def build_session(
+    config: Config, options: TalkOptions, ready: Prepared, view: Any, notify: Any
+) -> tuple[SessionParts, ModelSet]:
+    """Load models per the memory strategy and wire the session's parts."""
     from sisyphus.llm.chunker import PhraseChunker
     from sisyphus.llm.client import ChatClient
     from sisyphus.llm.history import History
     from sisyphus.runtime.device import pick_device, pick_dtype
     from sisyphus.transcript import TranscriptWriter, default_transcript_dir
     from sisyphus.vad.endpointer import Endpointer
-    from sisyphus.voices.router import VoiceRouter
 
-    source: Any = None
-    if options.input_file is not None:
-        source = FileSource(options.input_file, block_ms=config.audio.input_block_ms)
-    elif not options.text_mode:
-        source = MicSource(config.audio.input_device, block_ms=config.audio.input_block_ms)
-    if options.output_file is not None:
-        sink: Any = FileSink(options.output_file)
-    else:
-        sink = SpeakerSink(config.audio.output_device, block_ms=config.audio.output_block_ms)
-
-    router = VoiceRouter.from_config(config, notify=notify)
-    voice = router.info(options.voice).name if options.voice else router.default_voice()
-    tts_key = router.model_for(voice)  # an unknown voice fails here, before any load
+    source, sink, router, voice = ready.source, ready.sink, ready.router, ready.voice
     device = pick_device(config.device)
     dtype = pick_dtype(device, config.dtype)
     models = ModelSet(config, device=device, dtype=dtype, notify=notify, with_asr=source is not None)
-    _check_downloaded(config, with_asr=source is not None, tts_key=tts_key)
-    models.load_at_start(tts_key)
+    models.load_at_start(ready.tts_key)
 
     events: asyncio.Queue = asyncio.Queue()
     writer = TranscriptWriter(
@@ -94,10 +128,3 @@ def build_session(config: Config, options: TalkOptions, view: Any, notify: Any) 
     )
     events.put_nowait(Notice(f"transcript: {writer.path}"))
     return parts, models
-
-
-def _check_downloaded(config: Config, *, with_asr: bool, tts_key: str) -> None:
-    """Fail fast, naming `sisyphus models pull`, when a needed model is not on disk."""
-    if with_asr:
-        model_folder(config, config.models.asr)
-    model_folder(config, getattr(config.models, tts_key))

@@ -144,7 +144,9 @@ class TurnController:
             while (item := await inputs.get()) is not None:
                 await self._handle(item)
             if self._reply is not None:
-                await asyncio.shield(self._reply)
+                await asyncio.wait([self._reply])
+                if not self._reply.cancelled():
+                    self._reply.result()  # a bug in the last reply surfaces here
         finally:
             await self.interrupt(reason="session ended")
             self._asr_pool.shutdown(wait=False, cancel_futures=True)
@@ -162,7 +164,9 @@ class TurnController:
                 return
             await self._on_utterance(item)
         elif isinstance(item, TypedText):
-            await self.interrupt(reason="typed")
+            # Typed lines queue up like chat messages: each waits for the reply before it.
+            if self._reply is not None:
+                await asyncio.wait([self._reply])  # never raises the reply's outcome
             self._start_reply(item.text, item.t_s, {})
         elif isinstance(item, SetVoice):
             self.voice = item.name

@@ -98,16 +98,20 @@ def print_devices(console: Console | None = None) -> None:
     from sisyphus.runtime.device import cuda_status
 
     console = console or Console()
+    devices = list_devices()
+    if not devices:
+        console.print("No audio devices found: use `talk --input FILE --output FILE.wav`, or `talk --text --output FILE.wav`.")
     table = Table(title="Audio devices")
-    for column in ("index", "name", "host API", "in", "out", "default rate"):
+    for column in ("index", "name", "in", "out", "default rate", "default for"):
         table.add_column(column)
-    for dev in list_devices():
+    for dev in devices:
+        defaults = [kind for kind in ("input", "output") if dev[f"default_{kind}"]]
         table.add_row(
-            str(dev["index"]), dev["name"], str(dev.get("hostapi", "")),
-            str(dev["max_input_channels"]), str(dev["max_output_channels"]),
-            f"{dev.get('default_samplerate', 0):.0f}",
+            str(dev["index"]), dev["name"], str(dev["max_input_channels"]), str(dev["max_output_channels"]),
+            f"{dev['default_samplerate_hz']:.0f} Hz", ", ".join(defaults),
         )
-    console.print(table)
+    if devices:
+        console.print(table)
     status = cuda_status()
     if status.available:
         console.print(f"CUDA: {status.device_name}, compute capability {status.capability}, torch {status.torch_version}, CUDA {status.cuda_version}")

@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from sisyphus.agent.build import TalkOptions, build_session
+from sisyphus.agent.build import TalkOptions, build_session, prepare
 from sisyphus.agent.session import SessionParts, run_session, transcript_path_of
 from sisyphus.config import Config
 from sisyphus.frames import Notice
@@ -26,13 +26,16 @@ def run_talk(config: Config, options: TalkOptions) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # its bars would tear through the live dashboard
+    notices = _Notices()
+    ready = prepare(config, options, notify=notices)
     view = make_view(options.plain)
+    notices.view = view
     view.start()
     try:
         view.handle(ConfigSummary(tuple(config_summary(config, options))))
         _report_system(view)
         started = time.perf_counter()
-        parts, models = build_session(config, options, view, lambda text: view.handle(Notice(text)))
+        parts, models = build_session(config, options, ready, view, notices)
         view.handle(_models_event(models))
         view.handle(VoiceChanged(config.voice.default))
         view.handle(Notice(f"ready in {time.perf_counter() - started:.1f} s — " + _ready_hint(options)))
@@ -48,6 +51,18 @@ def run_talk(config: Config, options: TalkOptions) -> int:
         return 0
     finally:
         view.stop()
+
+
+class _Notices:
+    """Notices from before the view exists go to the log, later ones to the view."""
+
+    view: Any = None
+
+    def __call__(self, text: str) -> None:
+        if self.view is None:
+            log.warning("%s", text)
+        else:
+            self.view.handle(Notice(text))
 
 
 async def _run(parts: SessionParts, models: Any) -> Any:
