@@ -143,3 +143,33 @@ def test_typed_turns_are_spoken_into_the_output_file(tmp_path, tiny_glmasr_folde
     played, rate = sf.read(tmp_path / "out.wav", dtype="float32")
     assert rate == 24000 and np.abs(played).max() > 1e-3
     assert "ryan" in result.stdout
+
+
+def test_doctor_says_what_works_and_how_to_fix_what_does_not(tmp_path, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
+    from tests.support.openai_server import OpenAITestServer
+
+    with OpenAITestServer(models=("test-model",)) as server:
+        config = write_config(
+            tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder, tts_base=tmp_path / "missing-base",
+            llm_url=server.base_url,
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "sisyphus.cli", "doctor", "--config", str(config)],
+            env={**talk_env(tmp_path), "PULSE_SERVER": "unix:/nonexistent", "COLUMNS": "200"},
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert "✓ model asr" in out and "✓ model tts-custom" in out
+    assert "✗ model tts-base" in out and "missing-base does not exist" in out
+    assert "✓ LLM endpoint" in out and "test-model" in out
+    assert "✗ audio input: no audio input device found" in out
+    assert "→ connect one, or use --input FILE" in out
+    assert "CUDA" in out
+    assert out.strip().splitlines()[-1].endswith("failed")
+
+
+def test_bench_vad_reports_the_cost_per_frame():
+    result = runner.invoke(app, ["bench", "vad", "--seconds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "median" in result.output and "per frame" in result.output

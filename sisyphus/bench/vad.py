@@ -31,9 +31,15 @@ def measure_vad_ms_per_frame(seconds: float) -> list[float]:
 
     from sisyphus.vad.endpointer import Endpointer
 
-    torch.set_num_threads(1)
-    endpointer = Endpointer(VadConfig())
-    audio = synthetic_speech(seconds)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the target is per core; restored below
+    try:
+        return _time_frames(Endpointer(VadConfig()), synthetic_speech(seconds))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _time_frames(endpointer, audio: np.ndarray) -> list[float]:
     frames = [audio[i : i + FRAME_SAMPLES] for i in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
     for frame in frames[:50]:  # warm-up
         endpointer.push(frame, 0.0)
