@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sisyphus.tts.qwen3.config import PredictorConfig
-from sisyphus.tts.qwen3.layers import DecoderLayer, KVCache, RMSNorm, Rotary, run_layers
+from sisyphus.tts.qwen3.layers import DecoderLayer, KVCache, RMSNorm, Rotary, run_layers, step_inputs
 
 # pick(logits (1, vocab), group) -> code tensor of shape (1,), group = 1..15
 Picker = Callable[[torch.Tensor, int], torch.Tensor]
@@ -49,9 +49,22 @@ class CodePredictor(nn.Module):
             self.small_to_mtp_projection = nn.Identity()
 
     def new_cache(self) -> KVCache:
+        """The cache, plus the rope tables and masks of the 15 steps: every frame uses the
+        same positions (prefill at 0-1, then one step each at 2..15), so they are built once."""
         p = next(self.parameters())
         c = self.cfg
-        return KVCache(c.num_layers, c.num_kv_heads, c.num_code_groups, c.head_dim, p.dtype, p.device)
+        cache = KVCache(c.num_layers, c.num_kv_heads, c.num_code_groups, c.head_dim, p.dtype, p.device)
+        pos = torch.arange(c.num_code_groups, device=p.device)
+        cache.steps = [step_inputs(self.model.rotary, pos[:2], c.num_code_groups, p.dtype)]
+        cache.steps += [step_inputs(self.model.rotary, pos[g : g + 1], c.num_code_groups, p.dtype)
+                        for g in range(2, c.num_code_groups)]
+        cache.positions = [pos[:2]] + [pos[g : g + 1] for g in range(2, c.num_code_groups)]
+        return cache
+
+    def _run(self, x: torch.Tensor, cache: KVCache, step: int) -> torch.Tensor:
+        rope, mask = cache.steps[step]
+        m = self.model
+        return run_layers(m.layers, m.norm, x, cache, cache.positions[step], rope, mask)[:, -1]
 
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the embeddings of codebooks 1..15; codes: (..., 15) -> (..., talker_hidden)."""
@@ -61,19 +74,16 @@ class CodePredictor(nn.Module):
         return out
 
     def predict(self, talker_hidden: torch.Tensor, code0_embed: torch.Tensor, pick: Picker,
-                cache: KVCache, positions: torch.Tensor,
-                record: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                cache: KVCache, record: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Pick codebooks 1..15 for one frame.
 
-        talker_hidden, code0_embed: (1, 1, talker_hidden). `positions` is a preallocated
-        arange(16) on the device. Returns (codes (15,), summed embedding (1, 1, talker_hidden)).
-        `record`, when given, receives each group's raw logits (for parity tests).
+        talker_hidden, code0_embed: (1, 1, talker_hidden); `cache` comes from `new_cache()`.
+        Returns (codes (15,), summed embedding (1, 1, talker_hidden)). `record`, when given,
+        receives each group's raw logits (for parity tests).
         """
         groups = self.cfg.num_code_groups - 1
-        span = self.cfg.num_code_groups
         x = self.small_to_mtp_projection(torch.cat((talker_hidden, code0_embed), dim=1))
-        h = run_layers(self.model.layers, self.model.norm, self.model.rotary, x, cache,
-                       positions[:2], span)[:, -1]
+        h = self._run(x, cache, 0)
         codes = []
         total = torch.zeros_like(code0_embed)
         for g in range(groups):
@@ -85,7 +95,5 @@ class CodePredictor(nn.Module):
             emb = self.model.codec_embedding[g](code).view(1, 1, -1)
             total = total + emb
             if g + 1 < groups:
-                x = self.small_to_mtp_projection(emb)
-                h = run_layers(self.model.layers, self.model.norm, self.model.rotary, x, cache,
-                               positions[g + 2 : g + 3], span)[:, -1]
+                h = self._run(self.small_to_mtp_projection(emb), cache, g + 1)
         return torch.cat(codes), total

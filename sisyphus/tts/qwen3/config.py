@@ -1,14 +1,14 @@
 """Typed view of a Qwen3-TTS checkpoint's config.json and generation_config.json.
 
-Only the fields the runtime uses are read; the rest of the official files is kept as raw
-dicts so a checkpoint can be written back unchanged. A missing or malformed field is a
-`ModelError` that names the file and the field.
+Only the fields the runtime uses are read (the official files carry many transformers
+defaults that mean nothing here). A missing field is a `ModelError` that names the file
+and the field.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class ModelConfig:
     tts_pad_id: int
     talker: TalkerConfig
     speaker_encoder: dict[str, Any] | None  # raw speaker_encoder_config (Base models)
-    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def supports_instruct(self) -> bool:
@@ -192,7 +191,6 @@ def parse_model_config(raw: dict[str, Any]) -> ModelConfig:
         tts_pad_id=int(_get(raw, "tts_pad_token_id", w)),
         talker=_talker(_get(raw, "talker_config", w)),
         speaker_encoder=raw.get("speaker_encoder_config") if kind == "base" else None,
-        raw=raw,
     )
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin
+
 
 class RMSNorm(nn.Module):
     """RMS norm computed in float32 and cast back, as the checkpoint was trained."""
@@ -40,19 +42,25 @@ class Rotary(nn.Module):
     def __init__(self, head_dim: int, theta: float, mrope_section: tuple[int, ...] = (),
                  interleaved: bool = False) -> None:
         super().__init__()
-        inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+        self.head_dim, self.theta = head_dim, theta
+        self.mrope_section, self.interleaved = tuple(mrope_section), interleaved
+        self.reset(None)
+
+    def reset(self, device: torch.device | str | None) -> None:
+        """(Re)build the float32 tables on `device` (after loading onto a meta-built model)."""
+        hd = self.head_dim
+        inv = 1.0 / (self.theta ** (torch.arange(0, hd, 2, dtype=torch.int64, device=device).float() / hd))
+        stream = torch.zeros(hd // 2, dtype=torch.long, device=device)
+        sec = self.mrope_section
+        if sec and self.interleaved:
+            for s, n in enumerate(sec[1:], 1):
+                stream[s : n * len(sec) : len(sec)] = s
+        elif sec:
+            start = 0
+            for s, n in enumerate(sec):
+                stream[start : start + n] = s
+                start += n
         self.register_buffer("inv_freq", inv, persistent=False)
-        half = head_dim // 2
-        stream = torch.zeros(half, dtype=torch.long)
-        if mrope_section:
-            if interleaved:
-                for s, n in enumerate(mrope_section[1:], 1):
-                    stream[s : n * len(mrope_section) : len(mrope_section)] = s
-            else:
-                start = 0
-                for s, n in enumerate(mrope_section):
-                    stream[start : start + n] = s
-                    start += n
         self.register_buffer("stream", stream, persistent=False)
 
     def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,6 +92,8 @@ class KVCache:
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.capacity = capacity
+        self.steps: list[tuple[Rope, torch.Tensor]] = []  # per-step (rope, mask) for fixed positions
+        self.positions: list[torch.Tensor] = []
 
 
 def causal_mask(positions: torch.Tensor, span: int, dtype: torch.dtype) -> torch.Tensor:
@@ -148,12 +158,15 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-def run_layers(layers: nn.ModuleList, norm: RMSNorm, rotary: Rotary, x: torch.Tensor,
-               cache: KVCache, positions: torch.Tensor, span: int) -> torch.Tensor:
+def step_inputs(rotary: Rotary, positions: torch.Tensor, span: int, dtype: torch.dtype) -> tuple[Rope, torch.Tensor]:
+    """Rope tables (1, 1, T, head_dim) and the causal mask for queries at `positions`."""
+    cos, sin = rotary(positions, dtype)
+    return (cos[None, None], sin[None, None]), causal_mask(positions, span, dtype)
+
+
+def run_layers(layers: nn.ModuleList, norm: RMSNorm, x: torch.Tensor, cache: KVCache, positions: torch.Tensor,
+               rope: Rope, mask: torch.Tensor) -> torch.Tensor:
     """Run a decoder stack over `x` (1, T, H) written at cache `positions`; returns normed hidden."""
-    rope = rotary(positions, x.dtype)
-    rope = (rope[0].unsqueeze(0).unsqueeze(0), rope[1].unsqueeze(0).unsqueeze(0))
-    mask = causal_mask(positions, span, x.dtype)
     for i, layer in enumerate(layers):
         x = layer(x, rope, cache, i, positions, mask)
     return norm(x)

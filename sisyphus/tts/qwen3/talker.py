@@ -12,7 +12,7 @@ from torch import nn
 
 from sisyphus.tts.qwen3.code_predictor import CodePredictor
 from sisyphus.tts.qwen3.config import ModelConfig, TalkerConfig
-from sisyphus.tts.qwen3.layers import DecoderLayer, KVCache, RMSNorm, Rotary, run_layers
+from sisyphus.tts.qwen3.layers import DecoderLayer, KVCache, RMSNorm, Rotary, run_layers, step_inputs
 
 
 class TalkerModel(nn.Module):
@@ -69,7 +69,8 @@ class Talker(nn.Module):
     def forward_embeds(self, x: torch.Tensor, cache: KVCache, positions: torch.Tensor,
                        span: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Run `x` (1, T, hidden) at cache `positions`; returns (last hidden (1,1,H), logits (1,V))."""
-        h = run_layers(self.model.layers, self.model.norm, self.model.rotary, x, cache, positions, span)
+        rope, mask = step_inputs(self.model.rotary, positions, span, x.dtype)
+        h = run_layers(self.model.layers, self.model.norm, x, cache, positions, rope, mask)
         last = h[:, -1:]
         return last, self.codec_head(last[:, 0])
 

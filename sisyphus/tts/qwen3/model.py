@@ -1,0 +1,242 @@
+"""Qwen3TTS: load a checkpoint, build prompts, stream 24 kHz audio as frames are generated.
+
+`stream()` is a plain generator meant to run on the TTS worker thread. It yields the first
+chunk after `first_chunk_frames` frames and then every `chunk_frames` frames; the codec's
+streaming decoder keeps left context so the joined chunks equal the one-shot decode of the
+same codes. Setting `cancel` stops between two frames (barge-in).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sisyphus.errors import ModelError, TTSError
+from sisyphus.tts.qwen3.checkpoint import load_net
+from sisyphus.tts.qwen3.codec import SpeechTokenizer
+from sisyphus.tts.qwen3.config import load_configs
+from sisyphus.tts.qwen3.generator import FrameGenerator
+from sisyphus.tts.qwen3.layout import build_layout, embed_layout, resolve_language
+from sisyphus.tts.qwen3.prompt import ClonePrompt, check_reference_audio
+from sisyphus.tts.qwen3.tokenizer import ROLE_LEN, TEXT_TAIL_LEN, TextTokenizer
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 24000
+FRAMES_PER_TEXT_TOKEN = 13  # length guard: about one second of audio per text token...
+EXTRA_FRAMES = 38  # ...plus three seconds
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    first_audio_s: float  # wall time from the call to the first yielded chunk
+    frames: int
+    audio_s: float
+    wall_s: float
+    cancelled: bool
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.wall_s / self.audio_s if self.audio_s > 0 else float("inf")
+
+
+def resolve_folder(repo_or_folder: str) -> Path:
+    """A local folder, or a Hub repo id already in the local HF cache (never downloads)."""
+    path = Path(repo_or_folder).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_or_folder, local_files_only=True))
+    except Exception:  # not cached, bad id, offline: all mean "not here"
+        raise ModelError(f"model {repo_or_folder!r} is neither a folder nor in the local Hugging Face cache",
+                         f"run `sisyphus models pull {repo_or_folder}` first") from None
+
+
+class Qwen3TTS:
+    sample_rate_hz: int = SAMPLE_RATE_HZ
+
+    def __init__(self, folder: Path, name: str, device: str | torch.device, dtype: torch.dtype) -> None:
+        self.cfg, self.sampling = load_configs(folder)
+        self.name = name
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.net = load_net(folder, self.cfg, self.device, dtype)
+        self.talker = self.net.talker
+        self.tokenizer = TextTokenizer(folder)
+        codec_dir = folder / "speech_tokenizer"
+        if not (codec_dir / "config.json").exists():
+            raise ModelError(f"{codec_dir} is missing", f"re-run `sisyphus models pull {name}`")
+        self.codec = SpeechTokenizer.from_pretrained(codec_dir, device=self.device, dtype=torch.float32)
+        self.last_stats: StreamStats | None = None
+        self.last_codes: torch.Tensor | None = None
+
+    @classmethod
+    def from_pretrained(cls, repo_or_folder: str, *, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32) -> Qwen3TTS:
+        folder = resolve_folder(str(repo_or_folder))
+        log.info("loading Qwen3-TTS from %s (%s, %s)", folder, device, dtype)
+        return cls(folder, str(repo_or_folder), device, dtype)
+
+    @property
+    def kind(self) -> str:
+        """"custom_voice" (preset speakers) or "base" (voice cloning)."""
+        return self.cfg.kind
+
+    @property
+    def size(self) -> str:
+        return self.cfg.size
+
+    @property
+    def speakers(self) -> list[str]:
+        return self.cfg.speakers
+
+    @property
+    def languages(self) -> list[str]:
+        return self.cfg.languages
+
+    @property
+    def supports_instruct(self) -> bool:
+        return self.cfg.supports_instruct
+
+    def create_clone_prompt(self, audio: np.ndarray, sample_rate_hz: int, text: str | None = None,
+                            *, language: str | None = None) -> ClonePrompt:
+        """Base models only; without `text` the prompt is x-vector-only."""
+        if self.cfg.kind != "base":
+            raise TTSError(f"{self.name} is a {self.cfg.kind} model and cannot clone voices",
+                           "load a Qwen3-TTS Base model to clone")
+        audio = check_reference_audio(audio, sample_rate_hz)
+        ref_ids = self.tokenizer.ref_ids(text) if text is not None else None
+        if language is not None:
+            resolve_language(self.cfg, language, None)
+        audio_24k = audio
+        if sample_rate_hz != SAMPLE_RATE_HZ:
+            import librosa
+
+            audio_24k = librosa.resample(audio, orig_sr=int(sample_rate_hz), target_sr=SAMPLE_RATE_HZ)
+        with torch.inference_mode():
+            emb = self.net.speaker_encoder.embed(audio_24k.astype(np.float32))
+        codes = self.codec.encode(audio, sample_rate_hz) if ref_ids is not None else None
+        return ClonePrompt(speaker_embedding=emb.detach().float().cpu(), ref_codes=codes, ref_text_ids=ref_ids,
+                           x_vector_only=ref_ids is None, model_name=self.name, ref_text=text, language=language)
+
+    def prepare(self, text: str, voice: str | ClonePrompt, *, language: str | None = None,
+                instruct: str | None = None, text_in_prompt: bool | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+        """Prefill embeddings, trailing text embeddings, reference codes (ICL) and text length.
+
+        An empty `instruct` means no instruction, as in the reference.
+        """
+        ids = self.tokenizer.text_ids(text)
+        if instruct is not None and not instruct.strip():
+            instruct = None
+        n_text = len(ids) - ROLE_LEN - TEXT_TAIL_LEN
+        if isinstance(voice, ClonePrompt):
+            return self._prepare_clone(ids, voice, language, instruct, text_in_prompt) + (n_text,)
+        if self.cfg.kind != "custom_voice":
+            raise TTSError(f"{self.name} has no preset speakers", "pass a clone prompt made from reference audio")
+        speaker = str(voice).strip().lower()
+        if speaker not in self.cfg.talker.speaker_ids:
+            raise TTSError(f"unknown speaker {voice!r}; valid: {', '.join(self.speakers)}",
+                           "pick one of the listed preset speakers")
+        instruct_ids = None
+        if instruct is not None:
+            if not self.supports_instruct:
+                raise TTSError(f"{self.name} does not take an instruct text", "use a 1.7B CustomVoice model")
+            instruct_ids = self.tokenizer.instruct_ids(instruct)
+        lay = build_layout(self.cfg, ids, language=language, speaker=speaker, instruct_ids=instruct_ids,
+                           text_in_prompt=True if text_in_prompt is None else text_in_prompt)
+        prefill, trailing = embed_layout(self.talker, lay)
+        return prefill, trailing, None, n_text
+
+    def _prepare_clone(self, ids: list[int], prompt: ClonePrompt, language: str | None, instruct: str | None,
+                       text_in_prompt: bool | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if self.cfg.kind != "base":
+            raise TTSError(f"{self.name} cannot speak with a clone prompt", "load a Qwen3-TTS Base model")
+        if instruct is not None:
+            raise TTSError("clone voices do not take an instruct text", "drop the instruct text")
+        dim = self.cfg.talker.hidden_size
+        if tuple(prompt.speaker_embedding.shape) != (dim,):
+            raise TTSError(f"clone prompt embedding has shape {tuple(prompt.speaker_embedding.shape)}, "
+                           f"this model needs ({dim},)", "re-create the voice with this model")
+        icl = not prompt.x_vector_only and prompt.ref_codes is not None and prompt.ref_text_ids
+        lay = build_layout(self.cfg, ids, language=language or prompt.language, has_speaker_vector=True,
+                           ref_ids=prompt.ref_text_ids if icl else None,
+                           ref_frames=int(prompt.ref_codes.shape[0]) if icl else 0,
+                           text_in_prompt=False if text_in_prompt is None else text_in_prompt)
+        ref_codes = prompt.ref_codes if icl else None
+        prefill, trailing = embed_layout(self.talker, lay, prompt.speaker_embedding, ref_codes)
+        return prefill, trailing, ref_codes
+
+    def stream(self, text: str, voice: str | ClonePrompt, *, language: str | None = None,
+               instruct: str | None = None, cancel: threading.Event | None = None, seed: int | None = None,
+               greedy: bool = False, first_chunk_frames: int = 2, chunk_frames: int = 4,
+               max_frames: int | None = None, min_frames: int | None = None,
+               text_in_prompt: bool | None = None) -> Iterator[np.ndarray]:
+        """24 kHz float32 chunks, yielded as frames are generated.
+
+        Text, voice, language and instruct are checked (TTSError) and the prompt is built
+        and prefilled when this is called; frames are generated on `next()`. Generation
+        ends at end-of-speech (not before `min_frames`, default 2), at `max_frames`, or at
+        the length guard derived from the text (about 1 s per text token + 3 s), whichever
+        comes first, so it always ends even when the model never stops by itself.
+        """
+        if min(first_chunk_frames, chunk_frames, max_frames or 1) < 1 or (min_frames or 0) < 0:
+            raise TTSError("frame counts must be positive", "pass first_chunk_frames, chunk_frames, max_frames >= 1")
+        start = time.perf_counter()
+        prefill, trailing, ref_codes, n_text = self.prepare(text, voice, language=language, instruct=instruct,
+                                                            text_in_prompt=text_in_prompt)
+        limit = min(self.sampling.max_new_tokens, EXTRA_FRAMES + FRAMES_PER_TEXT_TOKEN * n_text)
+        with torch.inference_mode():
+            tts_pad = self.talker.text_embed(torch.tensor([self.cfg.tts_pad_id], device=self.device))
+        gen = FrameGenerator(self.talker, prefill, trailing, tts_pad, self.sampling,
+                             max_frames=limit if max_frames is None else min(limit, max_frames),
+                             min_frames=2 if min_frames is None else min_frames, greedy=greedy, seed=seed)
+        return self._run(gen, ref_codes, cancel, first_chunk_frames, chunk_frames, start)
+
+    def _run(self, gen: FrameGenerator, ref_codes: torch.Tensor | None, cancel: threading.Event | None,
+             first_chunk: int, chunk: int, start: float) -> Iterator[np.ndarray]:
+        decoder = self.codec.stream_decoder()
+        if ref_codes is not None:
+            decoder.push(ref_codes)  # left context for the first frames; its audio is the reference's
+        eos = self.cfg.talker.codec_eos_id
+        pending: list[torch.Tensor] = []
+        frames: list[torch.Tensor] = []
+        first_at, samples, cancelled = None, 0, False
+        while not gen.exhausted:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            codes = gen.step().cpu()
+            if int(codes[0]) == eos:
+                break
+            pending.append(codes)
+            frames.append(codes)
+            if len(pending) >= (chunk if first_at is not None else first_chunk):
+                audio = decoder.push(torch.stack(pending))
+                pending.clear()
+                first_at = first_at or time.perf_counter()
+                samples += audio.shape[0]
+                yield audio
+        if pending and not cancelled:
+            audio = decoder.push(torch.stack(pending))
+            first_at = first_at or time.perf_counter()
+            samples += audio.shape[0]
+            yield audio
+        self.last_codes = torch.stack(frames) if frames else torch.zeros(0, 16, dtype=torch.long)
+        wall = time.perf_counter() - start
+        self.last_stats = StreamStats((first_at or time.perf_counter()) - start, len(frames),
+                                      samples / SAMPLE_RATE_HZ, wall, cancelled)
+
+    def synthesize(self, text: str, voice: str | ClonePrompt, **kwargs) -> np.ndarray:
+        """One-shot: the whole utterance as one float32 array at 24 kHz."""
+        chunks = list(self.stream(text, voice, **kwargs))
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
