@@ -93,6 +93,7 @@ class TurnLatency:
     llm_first_token_ms: float | None = None
     tts_first_audio_ms: float | None = None
     voice_to_voice_ms: float | None = None
+    tts_rtf: float | None = None  # median real-time factor of the turn's phrases (< 1 keeps up)
     extra: dict[str, float] = field(default_factory=dict)
 
 

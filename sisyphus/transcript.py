@@ -163,6 +163,7 @@ def _record(event: object) -> dict[str, Any] | None:
             "llm_first_token_ms": event.llm_first_token_ms,
             "tts_first_audio_ms": event.tts_first_audio_ms,
             "voice_to_voice_ms": event.voice_to_voice_ms,
+            "tts_rtf": event.tts_rtf,
             **({"extra": dict(event.extra)} if event.extra else {}),
         }
     if isinstance(event, Notice) and event.level in NOTICE_LEVELS_KEPT:

@@ -67,13 +67,13 @@ def test_events_become_typed_json_lines_written_before_close(tmp_path: Path) -> 
         {"type": "assistant", "turn_id": 1, "text": "Hi there.", "interrupted": False,
          "full_text": "Hi there.", "time": stamp},
         {"type": "latency", "turn_id": 1, "asr_ms": 85.0, "llm_first_token_ms": 320.0,
-         "tts_first_audio_ms": 380.0, "voice_to_voice_ms": 512.0, "time": stamp},
+         "tts_first_audio_ms": 380.0, "voice_to_voice_ms": 512.0, "tts_rtf": None, "time": stamp},
         {"type": "notice", "level": "warning", "text": "endpoint slow", "turn_id": 2,
          "time": stamp},
         {"type": "assistant", "turn_id": 2, "text": "Once upon", "interrupted": True,
          "full_text": "Once upon a time.", "time": stamp},
         {"type": "latency", "turn_id": 2, "asr_ms": 90.0, "llm_first_token_ms": None,
-         "tts_first_audio_ms": None, "voice_to_voice_ms": None, "extra": {"vad_ms": 12.5},
+         "tts_first_audio_ms": None, "voice_to_voice_ms": None, "tts_rtf": None, "extra": {"vad_ms": 12.5},
          "time": stamp},
     ]
     assert "héllo ✓" in writer.path.read_text(encoding="utf-8")  # readable, not \u-escaped

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -93,6 +94,7 @@ class Turn:
     llm_text: list[str] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)
     first_audio_s: float | None = None
+    tts_rtfs: list[float] = field(default_factory=list)
 
 
 class TurnController:
@@ -277,6 +279,9 @@ class TurnController:
                 cancel.set()
                 # Closed on the TTS thread, after any generation step still running there.
                 self._tts_pool.submit(_close, chunks)
+            stats = getattr(self._tts, "last_stats", None)
+            if stats is not None and stats.audio_s > 0:
+                turn.tts_rtfs.append(stats.real_time_factor)
 
     def _finish(self, turn: Turn, interrupted: bool) -> None:
         if self._turn is not turn:
@@ -300,6 +305,7 @@ class TurnController:
                 llm_first_token_ms=latency.pop("llm_first_token_ms", None),
                 tts_first_audio_ms=latency.pop("tts_first_audio_ms", None),
                 voice_to_voice_ms=latency.pop("voice_to_voice_ms", None),
+                tts_rtf=statistics.median(turn.tts_rtfs) if turn.tts_rtfs else None,
                 extra=latency,
             )
         )

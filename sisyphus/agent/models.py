@@ -145,6 +145,7 @@ class RoutedSynthesizer:
     """
 
     sample_rate_hz = 24_000
+    last_stats: Any = None  # StreamStats of the last phrase: first audio, real-time factor
 
     def __init__(self, models: ModelSet, router: Any, config: Config) -> None:
         self._models = models
@@ -164,6 +165,7 @@ class RoutedSynthesizer:
         model = self._models.tts(key)
         instruct = self._instruct if key == "tts_custom" and model.supports_instruct else None
         max_frames = max(1, int(self._tts.max_seconds_per_phrase * 12.5))
+        self.last_stats = None
         try:
             yield from model.stream(
                 text,
@@ -179,3 +181,5 @@ class RoutedSynthesizer:
         except TTSError as exc:
             # Text the model cannot speak (an emoji-only phrase, say) skips the phrase.
             log.warning("phrase not spoken: %s", exc.one_line())
+        else:
+            self.last_stats = model.last_stats

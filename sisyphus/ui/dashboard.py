@@ -269,16 +269,18 @@ class Dashboard:
         table.add_column("turn", justify="right")
         for header in LATENCY_HEADERS:
             table.add_column(header, justify="right")
+        table.add_column("TTS RTF", justify="right")
         for event in self._latencies:
+            rtf = "—" if event.tts_rtf is None else f"{event.tts_rtf:.2f}"
             table.add_row(
-                str(event.turn_id), *(_number(getattr(event, a)) for a, _ in LATENCY_FIELDS)
+                str(event.turn_id), *(_number(getattr(event, a)) for a, _ in LATENCY_FIELDS), rtf
             )
         if any(self._samples.values()):
             medians = [
                 _number(statistics.median(values) if values else None)
                 for values in self._samples.values()
             ]
-            table.add_row("median", *medians, style="bold")
+            table.add_row("median", *medians, "", style="bold")
         return table
 
 

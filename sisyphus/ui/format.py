@@ -90,6 +90,8 @@ def latency_line(event: TurnLatency) -> str:
         for attr, label in LATENCY_FIELDS
         if (value := getattr(event, attr)) is not None
     ]
+    if event.tts_rtf is not None:
+        parts.append(f"tts rtf {event.tts_rtf:.2f}")
     parts += [f"{name} {fmt_ms(value)}" for name, value in event.extra.items()]
     return ", ".join(parts) if parts else "no measurements"
 
