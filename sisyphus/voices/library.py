@@ -2,10 +2,10 @@
 
 Layout (see voices/README.md)::
 
-    <library>/<name>/voice.yaml      name, kind, language, transcript, created, source hash,
-                                     the Base model the prompt was computed with
-    <library>/<name>/reference.wav   the checked, trimmed 24 kHz mono reference
-    <library>/<name>/prompt.pt       the stored clone prompt (ClonePrompt.save)
+    <library>/<name>/voice.yaml           name, kind, language, transcript, created, source
+                                          hash, the Base model the prompt was computed with
+    <library>/<name>/reference.wav        the checked, trimmed 24 kHz mono reference
+    <library>/<name>/prompt.safetensors   the stored clone prompt (ClonePrompt.save)
 
 Every write builds a hidden sibling folder (``.tmp-<name>-<pid>-<hex>``) and renames it
 into place, so a crash or Ctrl-C leaves the library as it was and a concurrent `list`
@@ -17,68 +17,40 @@ samples and a callable that writes the prompt.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
-import yaml
 
 from sisyphus.errors import VoiceError
+from sisyphus.voices.voicefile import (
+    FORMAT_VERSION,
+    NAME_MAX_CHARS,
+    NAME_RE,
+    PROMPT_FILE,
+    REFERENCE_FILE,
+    REFERENCE_RATE_HZ,
+    VOICE_FILE,
+    Kind,
+    Needs,
+    VoiceInfo,
+    read_voice,
+    read_yaml,
+    write_yaml,
+)
+
+__all__ = ["PROMPT_FILE", "REFERENCE_RATE_HZ", "Kind", "Needs", "VoiceInfo", "VoiceLibrary", "validate_name"]
 
 log = logging.getLogger(__name__)
 
-VOICE_FILE = "voice.yaml"
-REFERENCE_FILE = "reference.wav"
-PROMPT_FILE = "prompt.pt"
-REFERENCE_RATE_HZ = 24000
-FORMAT_VERSION = 1
-NAME_MAX_CHARS = 64
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _HIDDEN_PREFIXES = (".tmp-", ".old-", ".del-")
-
-Kind = Literal["cloned", "preset"]
-Needs = Literal["tts_base", "tts_custom"]
-
-
-@dataclass(frozen=True)
-class VoiceInfo:
-    name: str
-    kind: Kind
-    # "auto" or a model language; a dialect for the dialect preset speakers.
-    language: str
-    # What is said in reference.wav; None means x-vector-only cloning.
-    transcript: str | None
-    # ISO 8601 UTC; "" for presets.
-    created: str
-    audio_seconds: float
-    source_sha256: str
-    # Name of the Base model the stored prompt was computed with; "" for presets.
-    model: str
-    # Which configured model speaks this voice (config.models.<needs>).
-    needs: Needs
-    # The voice's folder; None for presets.
-    path: Path | None
-
-    @property
-    def x_vector_only(self) -> bool:
-        return self.kind == "cloned" and not self.transcript
-
-    @property
-    def prompt_path(self) -> Path | None:
-        return None if self.path is None else self.path / PROMPT_FILE
-
-    @property
-    def reference_path(self) -> Path | None:
-        return None if self.path is None else self.path / REFERENCE_FILE
 
 
 PromptWriter = Callable[[Path], str]
@@ -87,7 +59,7 @@ PromptWriter = Callable[[Path], str]
 
 def validate_name(name: str, preset_speakers: Sequence[str] = ()) -> str:
     """A voice name becomes a folder name and a `--voice` value: keep it plain and unique."""
-    if not name or len(name) > NAME_MAX_CHARS or not _NAME_RE.match(name):
+    if not name or len(name) > NAME_MAX_CHARS or not NAME_RE.match(name):
         raise VoiceError(
             f"invalid voice name {name!r}",
             f"use 1-{NAME_MAX_CHARS} letters, digits, '_' or '-', starting with a letter or digit",
@@ -109,15 +81,18 @@ class VoiceLibrary:
         folder: Path,
         preset_speakers: Sequence[str],
         preset_languages: dict[str, str] | None = None,
+        reserved_names: Sequence[str] = (),
     ) -> None:
         self.folder = Path(folder)
         self.preset_speakers = list(preset_speakers)
         self._preset_languages = dict(preset_languages or {})
+        # Names new voices may not take although they are not listed (see VoiceRouter).
+        self.reserved_names = list(reserved_names)
 
     # ---- reading -------------------------------------------------------------------------
 
     def presets(self) -> list[VoiceInfo]:
-        return [self._preset_info(s) for s in self.preset_speakers]
+        return [self.preset_info(s) for s in self.preset_speakers]
 
     def list(self) -> tuple[list[VoiceInfo], list[str]]:
         """Cloned voices then presets, and one problem line per unreadable voice folder."""
@@ -126,7 +101,7 @@ class VoiceLibrary:
         preset_keys = {p.casefold() for p in self.preset_speakers}
         for entry in self._voice_dirs():
             try:
-                info = _read_voice(entry)
+                info = read_voice(entry)
                 if info.name.casefold() in preset_keys:
                     raise VoiceError(f"name clashes with the preset speaker {info.name!r}")
             except VoiceError as exc:
@@ -142,10 +117,10 @@ class VoiceLibrary:
     def get(self, name: str) -> VoiceInfo:
         """A cloned voice by its exact name, else a preset speaker (any case)."""
         entry = self.folder / name
-        if _NAME_RE.match(name or "") and entry.is_dir():
+        if NAME_RE.match(name or "") and entry.is_dir():
             if name.casefold() not in {p.casefold() for p in self.preset_speakers}:
                 try:
-                    return _read_voice(entry)
+                    return read_voice(entry)
                 except VoiceError as exc:
                     raise VoiceError(
                         f"voice {name!r} is damaged: {exc.message}",
@@ -153,7 +128,7 @@ class VoiceLibrary:
                     ) from exc
         for speaker in self.preset_speakers:
             if speaker.casefold() == (name or "").casefold():
-                return self._preset_info(speaker)
+                return self.preset_info(speaker)
         raise VoiceError(f"unknown voice {name!r}", _valid_names_hint(self.names()))
 
     # ---- writing -------------------------------------------------------------------------
@@ -170,19 +145,18 @@ class VoiceLibrary:
         source_sha256: str = "",
     ) -> VoiceInfo:
         """Store a new voice atomically; with `force`, replace one of the same name."""
-        validate_name(name, self.preset_speakers)
+        self.check_new_name(name, force)
         samples = np.asarray(reference_24k, dtype=np.float32)
         if samples.ndim != 1 or samples.size == 0:
             raise VoiceError(f"reference audio for {name!r} must be non-empty mono samples")
         final = self.folder / name
-        self._check_free(name, force)
         created_folder = not self.folder.exists()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._clean_leftovers()
         tmp = self._hidden(".tmp-", name)
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._clean_leftovers()
             tmp.mkdir()
-            sf.write(tmp / REFERENCE_FILE, samples, REFERENCE_RATE_HZ, subtype="FLOAT")
+            (tmp / REFERENCE_FILE).write_bytes(_wav_bytes(samples))
             model = prompt_writer(tmp / PROMPT_FILE)
             if not (tmp / PROMPT_FILE).is_file():
                 raise VoiceError(f"the clone prompt for {name!r} was not written", "this is a bug")
@@ -197,15 +171,20 @@ class VoiceLibrary:
                 "source_sha256": source_sha256 or hashlib.sha256(samples.tobytes()).hexdigest(),
                 "model": str(model),
             }
-            _write_yaml(tmp / VOICE_FILE, record)
+            write_yaml(tmp / VOICE_FILE, record)
             self._commit(tmp, final, replace=force)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if created_folder and self.folder.is_dir() and not any(self.folder.iterdir()):
                 self.folder.rmdir()
+            if isinstance(exc, OSError):
+                raise VoiceError(
+                    f"cannot store voice {name!r} in {self.folder}: {exc.strerror or exc}",
+                    "check free disk space and write permission",
+                ) from exc
             raise
         log.info("stored voice %s in %s", name, final)
-        return _read_voice(final)
+        return read_voice(final)
 
     def replace_prompt(self, name: str, prompt_writer: PromptWriter) -> VoiceInfo:
         """Recompute a stored prompt (e.g. for another Base model), as atomically as `add`."""
@@ -218,34 +197,44 @@ class VoiceLibrary:
             shutil.copytree(info.path, tmp)
             (tmp / PROMPT_FILE).unlink(missing_ok=True)
             model = prompt_writer(tmp / PROMPT_FILE)
-            record = _read_yaml(tmp / VOICE_FILE)
+            record = read_yaml(tmp / VOICE_FILE)
             record["model"] = str(model)
-            _write_yaml(tmp / VOICE_FILE, record)
+            write_yaml(tmp / VOICE_FILE, record)
             self._commit(tmp, info.path, replace=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return _read_voice(info.path)
+        return read_voice(info.path)
 
-    def delete(self, name: str) -> None:
-        """Remove a cloned voice (a corrupt folder too); preset speakers cannot be deleted."""
-        if name.casefold() in {p.casefold() for p in self.preset_speakers}:
+    def check_new_name(self, name: str, force: bool = False) -> None:
+        """What `add` refuses about a name, checked before any audio or model work."""
+        validate_name(name, [*self.preset_speakers, *self.reserved_names])
+        self._check_free(name, force)
+
+    def cloned_folder(self, name: str) -> Path:
+        """The folder `delete` would remove (a damaged voice's too); presets are refused."""
+        presets = {p.casefold(): p for p in self.preset_speakers}
+        if name.casefold() in presets:
             raise VoiceError(
-                f"{name!r} is a preset speaker of the CustomVoice model and cannot be deleted",
+                f"{presets[name.casefold()]!r} is a preset speaker of the CustomVoice model and cannot be deleted",
                 "only cloned voices can be deleted",
             )
         entry = self.folder / name
-        if not _NAME_RE.match(name or "") or not entry.is_dir():
+        if not NAME_RE.match(name or "") or not entry.is_dir():
             raise VoiceError(f"unknown voice {name!r}", _valid_names_hint(self.names()))
+        return entry
+
+    def delete(self, name: str) -> None:
+        """Remove a cloned voice (a corrupt folder too); preset speakers cannot be deleted."""
+        entry = self.cloned_folder(name)
         self._clean_leftovers()
         trash = self._hidden(".del-", name)
         os.rename(entry, trash)
         shutil.rmtree(trash, ignore_errors=True)
         log.info("deleted voice %s", name)
 
-    # ---- internals -----------------------------------------------------------------------
-
-    def _preset_info(self, speaker: str) -> VoiceInfo:
+    def preset_info(self, speaker: str) -> VoiceInfo:
+        """A preset speaker as a VoiceInfo (its name is not checked against the model)."""
         return VoiceInfo(
             name=speaker,
             kind="preset",
@@ -259,6 +248,8 @@ class VoiceLibrary:
             path=None,
         )
 
+    # ---- internals -----------------------------------------------------------------------
+
     def _voice_dirs(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
@@ -268,10 +259,14 @@ class VoiceLibrary:
         )
 
     def _check_free(self, name: str, force: bool) -> None:
-        if force:
-            return
+        """Names are unique regardless of case; --force replaces only the exact name."""
         taken = [p.name for p in self._voice_dirs() if p.name.casefold() == name.casefold()]
-        if taken:
+        if taken and taken[0] != name:
+            raise VoiceError(
+                f"a voice named {taken[0]!r} already exists",
+                "use that exact name to replace it (with --force), or choose another name",
+            )
+        if taken and not force:
             raise VoiceError(
                 f"a voice named {taken[0]!r} already exists",
                 "pass --force to replace it, or choose another name",
@@ -313,17 +308,25 @@ class VoiceLibrary:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
+def _wav_bytes(samples: np.ndarray) -> bytes:
+    """The reference as a float WAV in memory, so a failed write is a plain OSError."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, REFERENCE_RATE_HZ, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
 def _parse_hidden(entry: str) -> tuple[str, str, int] | None:
     for prefix in _HIDDEN_PREFIXES:
         if entry.startswith(prefix):
             parts = entry[len(prefix):].rsplit("-", 2)
-            if len(parts) == 3 and parts[1].isdigit() and _NAME_RE.match(parts[0]):
+            if len(parts) == 3 and parts[1].isdigit() and NAME_RE.match(parts[0]):
                 return prefix, parts[0], int(parts[1])
     return None
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
+    """Whether the writer that owns a hidden folder may still be running (then keep it)."""
+    if pid == os.getpid() or os.name != "posix":  # Windows' os.kill(pid, 0) would kill it
         return True
     try:
         os.kill(pid, 0)
@@ -338,63 +341,3 @@ def _valid_names_hint(names: Sequence[str]) -> str:
     if not names:
         return "no voices are available; clone one with `sisyphus voices clone`"
     return "valid voices: " + ", ".join(names)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise VoiceError(f"{path.name} is missing") from exc
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise VoiceError(f"{path.name} cannot be read ({type(exc).__name__})") from exc
-    if not isinstance(data, dict):
-        raise VoiceError(f"{path.name} does not hold a mapping")
-    return data
-
-
-def _write_yaml(path: Path, record: dict[str, Any]) -> None:
-    text = yaml.safe_dump(record, sort_keys=False, allow_unicode=True)
-    path.write_text(text, encoding="utf-8")
-
-
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "kind": (str,),
-    "language": (str,),
-    "transcript": (str, type(None)),
-    "created": (str,),
-    "audio_seconds": (int, float),
-    "source_sha256": (str,),
-    "model": (str,),
-}
-
-
-def _read_voice(folder: Path) -> VoiceInfo:
-    """Parse and check one voice folder; anything wrong is a VoiceError naming the problem."""
-    record = _read_yaml(folder / VOICE_FILE)
-    if isinstance(record.get("created"), datetime):  # a hand-edited, unquoted timestamp
-        record["created"] = record["created"].isoformat()
-    for key, types_ in _FIELDS.items():
-        if key not in record:
-            raise VoiceError(f"{VOICE_FILE} lacks '{key}'")
-        if not isinstance(record[key], types_) or isinstance(record[key], bool):
-            raise VoiceError(f"{VOICE_FILE}: '{key}' has the wrong type ({record[key]!r})")
-    if record["name"] != folder.name:
-        raise VoiceError(f"{VOICE_FILE} names {record['name']!r}, not the folder's name")
-    if record["kind"] != "cloned":
-        raise VoiceError(f"{VOICE_FILE}: kind must be 'cloned', got {record['kind']!r}")
-    for needed in (REFERENCE_FILE, PROMPT_FILE):
-        if not (folder / needed).is_file():
-            raise VoiceError(f"{needed} is missing")
-    return VoiceInfo(
-        name=record["name"],
-        kind="cloned",
-        language=record["language"],
-        transcript=record["transcript"] or None,
-        created=record["created"],
-        audio_seconds=float(record["audio_seconds"]),
-        source_sha256=record["source_sha256"],
-        model=record["model"],
-        needs="tts_base",
-        path=folder,
-    )

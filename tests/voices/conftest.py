@@ -10,14 +10,22 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
+
+from sisyphus.config import ENV_VARS
 
 SENTENCE = (
     "The quick brown fox jumps over the lazy dog, then it runs back home "
     "and sleeps by the warm fire until the morning light comes in."
 )
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's SISYPHUS_* variables must not leak into the configs the tests write."""
+    for var in [*ENV_VARS, "SISYPHUS_CONFIG", "SISYPHUS_DEBUG"]:
+        monkeypatch.delenv(var, raising=False)
 
 
 def _run(*args: str) -> None:
@@ -42,6 +50,9 @@ def speech_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _run("sox", str(base), "-r", "16000", str(files["ogg16k"]))
     files["wav48k_24bit"] = d / "speech48k.wav"
     _run("sox", str(base), "-r", "48000", "-b", "24", str(files["wav48k_24bit"]))
+    files["mp3"] = d / "speech.mp3"  # libsndfile (bundled with soundfile) encodes MP3
+    samples, rate = sf.read(base, dtype="float32")
+    sf.write(files["mp3"], samples, rate, format="MP3")
     files["short"] = _espeak(d / "short.wav", "Hello there.")
     files["long"] = _espeak(d / "long.wav", " ".join([SENTENCE] * 5))
     files["four_seconds"] = d / "four.wav"
@@ -59,10 +70,54 @@ def speech_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
-def read_24k(path: Path) -> np.ndarray:
-    """A file as 24 kHz mono float32 (what load_audio hands the checks)."""
-    import librosa
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
 
-    samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = samples.mean(axis=1)
-    return librosa.resample(mono, orig_sr=rate, target_sr=24000).astype(np.float32)
+
+@pytest.fixture(scope="session")
+def tiny_custom(models_dir: Path) -> Path:
+    """A tiny random CustomVoice checkpoint in the official layout, written once."""
+    from tests.tts.support import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(models_dir / "custom", kind="custom_voice")
+
+
+@pytest.fixture(scope="session")
+def tiny_base(models_dir: Path) -> Path:
+    """A tiny random Base checkpoint (with speaker encoder), written once."""
+    from tests.tts.support import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(models_dir / "base", kind="base")
+
+
+@pytest.fixture(scope="session")
+def tiny_other_base(models_dir: Path) -> Path:
+    """A second Base checkpoint: same shapes, other weights, so other clone prompts."""
+    from tests.tts.support import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(models_dir / "base-other", kind="base", seed=7)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, models_dir: Path, tiny_custom: Path) -> Path:
+    """A models.yaml next to an empty voice library; replies are cut at 6 codec frames.
+
+    Tests that clone or speak with a cloned voice also request `tiny_base`.
+    """
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "device: cpu\n"
+        "dtype: fp32\n"
+        "models:\n"
+        f"  tts_custom: {tiny_custom}\n"
+        f"  tts_base: {models_dir / 'base'}\n"
+        f"  asr: {tmp_path / 'no-asr'}\n"
+        "voice:\n"
+        "  library: my-voices\n"
+        "tts:\n"
+        "  seed: 0\n"
+        "  max_seconds_per_phrase: 0.48\n",
+        encoding="utf-8",
+    )
+    return path

@@ -1,0 +1,191 @@
+"""Maps a voice name to the TTS model that speaks it and what that model needs.
+
+A preset speaker is spoken by the CustomVoice model (`tts_custom`) from its name; a
+cloned voice by the Base model (`tts_base`) from its stored clone prompt. Prompts are
+read from disk once and cached. A prompt computed with another Base model than the one
+loaded is recomputed from the stored reference on first use, stored back, and the user
+is told (through `notify`). Reading the presets needs only the CustomVoice model's
+config.json, never its weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from sisyphus.config import Config, VoiceConfig, resolve_path
+from sisyphus.errors import ModelError, VoiceError
+from sisyphus.voices.library import REFERENCE_RATE_HZ, Needs, VoiceInfo, VoiceLibrary
+
+log = logging.getLogger(__name__)
+
+# The preset speakers of the official CustomVoice checkpoints (talker_config.spk_id). New
+# voices may not take these names even while the CustomVoice model is not on disk, so a
+# later download cannot make a cloned voice and a preset share a name.
+OFFICIAL_SPEAKERS = ("serena", "vivian", "uncle_fu", "ryan", "aiden", "ono_anna", "sohee", "eric", "dylan")
+
+Notify = Callable[[str], None]
+ModelLoader = Callable[[str], Any]
+
+
+def model_folder(config: Config, key: Needs) -> Path:
+    """The local folder of `config.models.<key>` (relative to the config, or a cached Hub
+    repo), checked to hold a model; never downloads (ModelError naming `models pull`)."""
+    from sisyphus.hub import locate
+
+    repo = getattr(config.models, key)
+    local = resolve_path(config, repo)
+    return Path(locate(str(local) if local.exists() else repo, config.models.cache_dir, key.replace("_", "-")))
+
+
+def read_presets(config: Config) -> tuple[list[str], dict[str, str]] | None:
+    """The CustomVoice model's speakers and their dialects; None when it is not on disk.
+
+    Reads config.json directly (not through the TTS runtime), so `voices list` does not
+    import torch.
+    """
+    try:
+        folder = model_folder(config, "tts_custom")
+    except ModelError as exc:
+        log.info("preset speakers unknown: %s", exc.message)
+        return None
+    path = folder / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        kind = raw["tts_model_type"]
+        talker = raw["talker_config"]
+        speakers = list(talker.get("spk_id") or {})
+        dialects = {s: d for s, d in (talker.get("spk_is_dialect") or {}).items() if isinstance(d, str) and d}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(
+            f"{path} is missing or malformed ({exc})", f"re-run `sisyphus models pull {config.models.tts_custom}`"
+        ) from exc
+    if kind != "custom_voice":
+        raise ModelError(
+            f"models.tts_custom ({config.models.tts_custom}) is a {kind} model, not CustomVoice",
+            "set models.tts_custom to a Qwen3-TTS ...-CustomVoice repo or folder",
+        )
+    return speakers, dialects
+
+
+class VoiceRouter:
+    """Voice name → ("tts_base" | "tts_custom", speaker name or ClonePrompt). Thread-safe."""
+
+    def __init__(
+        self,
+        library: VoiceLibrary,
+        *,
+        default: str = VoiceConfig.default,
+        presets_known: bool = True,
+        notify: Notify | None = None,
+    ) -> None:
+        self.library = library
+        self.configured_default = default
+        # False when the CustomVoice model is not on disk: unknown names are then passed
+        # to it as speakers, and loading it reports the missing model.
+        self.presets_known = presets_known
+        self._notify = notify or (lambda text: log.warning("%s", text))
+        self._lock = threading.RLock()
+        self._prompts: dict[str, tuple[int, Any]] = {}  # name → (prompt file mtime_ns, prompt)
+
+    @classmethod
+    def from_config(cls, config: Config, notify: Notify | None = None) -> VoiceRouter:
+        presets = read_presets(config)
+        speakers, dialects = presets if presets is not None else ([], {})
+        library = VoiceLibrary(
+            resolve_path(config, config.voice.library), speakers, dialects, reserved_names=OFFICIAL_SPEAKERS
+        )
+        return cls(library, default=config.voice.default, presets_known=presets is not None, notify=notify)
+
+    def names(self) -> list[str]:
+        """Every usable voice, cloned first (damaged folders left out)."""
+        return self.library.names()
+
+    def default_voice(self) -> str:
+        """The configured default, or what replaces it when that voice no longer exists."""
+        try:
+            return self.info(self.configured_default).name
+        except VoiceError:
+            fallback = self.fallback_default()
+            self._notify(f"default voice {self.configured_default!r} does not exist; using {fallback!r}")
+            return fallback
+
+    def fallback_default(self) -> str:
+        """The built-in default preset if the model has it, else its first speaker."""
+        presets = self.library.preset_speakers
+        if not presets or VoiceConfig.default in presets:
+            return VoiceConfig.default
+        return presets[0]
+
+    def info(self, name: str) -> VoiceInfo:
+        """The voice's record; an unknown name is a VoiceError listing the valid ones."""
+        try:
+            return self.library.get(name)
+        except VoiceError:
+            if self.presets_known or (self.library.folder / name).is_dir():
+                raise
+        return self.library.preset_info(name)
+
+    def model_for(self, name: str) -> Needs:
+        """Which configured TTS model speaks `name` (for the memory strategy and the UI)."""
+        return self.info(name).needs
+
+    def resolve(self, name: str, load: ModelLoader | None = None) -> tuple[Needs, Any]:
+        """The model key and what to pass as `voice` to that model's `stream`.
+
+        With `load` (model key → loaded model), a cloned voice's prompt is checked against
+        the loaded Base model and recomputed once if it was made with another one.
+        """
+        info = self.info(name)
+        if info.kind == "preset":
+            return "tts_custom", info.name
+        prompt = self._prompt(info)
+        if load is not None:
+            model = load("tts_base")
+            if getattr(prompt, "model_name", None) != model.name:
+                prompt = self._recompute(info, prompt, model)
+        return "tts_base", prompt
+
+    def _prompt(self, info: VoiceInfo) -> Any:
+        from sisyphus.tts.qwen3 import ClonePrompt
+
+        assert info.prompt_path is not None
+        with self._lock:
+            try:
+                stamp = info.prompt_path.stat().st_mtime_ns
+            except OSError as exc:
+                raise VoiceError(f"voice {info.name!r} has no clone prompt", "clone it again") from exc
+            cached = self._prompts.get(info.name)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            prompt = ClonePrompt.load(info.prompt_path)
+            self._prompts[info.name] = (stamp, prompt)
+            return prompt
+
+    def _recompute(self, info: VoiceInfo, old: Any, model: Any) -> Any:
+        """Make the prompt again with the loaded Base model and store it in the library."""
+        self._notify(
+            f"voice {info.name!r} was cloned with {getattr(old, 'model_name', '?')}; "
+            f"recomputing its clone prompt for {model.name} (once)"
+        )
+        assert info.reference_path is not None
+        reference, rate = sf.read(info.reference_path, dtype="float32")
+        if rate != REFERENCE_RATE_HZ or reference.ndim != 1:
+            raise VoiceError(f"voice {info.name!r}: reference.wav is not 24 kHz mono", "clone it again")
+        language = None if info.language == "auto" else info.language
+        fresh = model.create_clone_prompt(reference, REFERENCE_RATE_HZ, text=info.transcript, language=language)
+
+        def write(path: Path) -> str:
+            fresh.save(path)
+            return str(model.name)
+
+        with self._lock:
+            self.library.replace_prompt(info.name, write)
+            self._prompts.pop(info.name, None)
+        return fresh
