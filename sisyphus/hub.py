@@ -16,8 +16,12 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sisyphus.errors import ModelError
+
+if TYPE_CHECKING:
+    from sisyphus.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +171,16 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def model_folder(config: "Config", key: str) -> Path:
+    """The local folder of `config.models.<key>` ("asr", "tts_base", "tts_custom").
+
+    A folder path is resolved against the config file; a Hub repo id must already be in
+    the cache. Never downloads: a missing model is a ModelError naming `models pull`.
+    """
+    from sisyphus.config import resolve_path
+
+    repo = getattr(config.models, key)
+    local = resolve_path(config, repo)
+    return locate(str(local) if local.exists() else repo, config.models.cache_dir, key.replace("_", "-"))

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sisyphus.agent.controller import TurnController
-from sisyphus.agent.models import ModelSet, RoutedSynthesizer, model_folder
+from sisyphus.agent.models import ModelSet, RoutedSynthesizer
+from sisyphus.hub import model_folder
 from sisyphus.agent.session import SessionParts
 from sisyphus.config import Config
 from sisyphus.frames import Notice
@@ -57,8 +58,8 @@ def prepare(config: Config, options: TalkOptions, notify: Any) -> Prepared:
     voice = router.info(options.voice).name if options.voice else router.default_voice()
     tts_key = router.model_for(voice)
     if source is not None:
-        model_folder(config, config.models.asr)
-    model_folder(config, getattr(config.models, tts_key))
+        model_folder(config, "asr")
+    model_folder(config, tts_key)
     return Prepared(source, sink, router, voice, tts_key)
 
 

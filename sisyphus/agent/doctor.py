@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from sisyphus.agent.models import model_folder
+from sisyphus.hub import model_folder
 from sisyphus.config import Config, resolve_path
 from sisyphus.errors import ConfigError, SisyphusError
 
@@ -58,7 +58,7 @@ def _check_models(config: Config) -> list[Check]:
     for key, attr in MODEL_KEYS.items():
         repo = getattr(config.models, attr)
         try:
-            folder = model_folder(config, repo)
+            folder = model_folder(config, attr)
         except SisyphusError as exc:
             checks.append(Check(f"model {key}", False, exc.message, exc.hint))
         else:

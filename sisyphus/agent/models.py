@@ -20,23 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from sisyphus.config import Config, resolve_path
+from sisyphus.config import Config
+from sisyphus.hub import model_folder
 from sisyphus.errors import TTSError
 
 log = logging.getLogger(__name__)
 
 TTS_KEYS = ("tts_base", "tts_custom")
-
-
-def model_folder(config: Config, repo_or_folder: str) -> str:
-    """The local folder of a model: a folder (relative to the config) or a cached Hub repo.
-
-    Never downloads: a model that is not on disk raises ModelError naming `models pull`.
-    """
-    from sisyphus.hub import locate
-
-    local = resolve_path(config, repo_or_folder)
-    return str(locate(str(local) if local.exists() else repo_or_folder, config.models.cache_dir))
 
 
 class ModelSet:
@@ -84,8 +74,8 @@ class ModelSet:
                 from sisyphus.asr.glm import GlmAsrEngine
 
                 started = time.perf_counter()
-                folder = model_folder(self._config, self._config.models.asr)
-                self._asr = GlmAsrEngine.load(folder, device=self._place("asr"), dtype=self.dtype)
+                folder = model_folder(self._config, "asr")
+                self._asr = GlmAsrEngine.load(str(folder), device=self._place("asr"), dtype=self.dtype)
                 self._asr.warmup()
                 self._loaded("asr", started)
             self._make_room("asr")
@@ -99,8 +89,8 @@ class ModelSet:
                 from sisyphus.tts.qwen3 import Qwen3TTS
 
                 started = time.perf_counter()
-                folder = model_folder(self._config, getattr(self._config.models, key))
-                self._tts[key] = Qwen3TTS.from_pretrained(folder, device=self._place(key), dtype=self.dtype)
+                folder = model_folder(self._config, key)
+                self._tts[key] = Qwen3TTS.from_pretrained(str(folder), device=self._place(key), dtype=self.dtype)
                 self._loaded(key, started)
             self._make_room(key)
             return self._tts[key]

@@ -19,7 +19,8 @@ from sisyphus.cli_support import handle_errors, read_config
 from sisyphus.config import Config
 from sisyphus.errors import ConfigError, ModelError, VoiceError
 from sisyphus.voices.library import REFERENCE_RATE_HZ, Needs, VoiceInfo
-from sisyphus.voices.router import VoiceRouter, model_folder
+from sisyphus.hub import model_folder
+from sisyphus.voices.router import VoiceRouter
 
 voices_app = typer.Typer(
     help="Clone voices, list them with the preset speakers, hear them, delete them.",

@@ -21,6 +21,7 @@ import soundfile as sf
 
 from sisyphus.config import Config, VoiceConfig, resolve_path
 from sisyphus.errors import ModelError, VoiceError
+from sisyphus.hub import model_folder
 from sisyphus.voices.library import REFERENCE_RATE_HZ, Needs, VoiceInfo, VoiceLibrary
 
 log = logging.getLogger(__name__)
@@ -32,16 +33,6 @@ OFFICIAL_SPEAKERS = ("serena", "vivian", "uncle_fu", "ryan", "aiden", "ono_anna"
 
 Notify = Callable[[str], None]
 ModelLoader = Callable[[str], Any]
-
-
-def model_folder(config: Config, key: Needs) -> Path:
-    """The local folder of `config.models.<key>` (relative to the config, or a cached Hub
-    repo), checked to hold a model; never downloads (ModelError naming `models pull`)."""
-    from sisyphus.hub import locate
-
-    repo = getattr(config.models, key)
-    local = resolve_path(config, repo)
-    return Path(locate(str(local) if local.exists() else repo, config.models.cache_dir, key.replace("_", "-")))
 
 
 def read_presets(config: Config) -> tuple[list[str], dict[str, str]] | None:
