@@ -6,7 +6,6 @@ errors to one line and an exit code (see cli_support).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Optional

@@ -75,7 +75,7 @@ def cuda_status() -> CudaStatus:
             "",
             count,
         )
-    warning_text = " ".join(str(w.message).split()) if caught else ""
+    warning_text = " ".join(" ".join(str(w.message).split()) for w in caught)
     reason, fix = _why_unavailable(torch_version, cuda_version, warning_text)
     return CudaStatus(False, None, None, torch_version, cuda_version, reason, fix)
 
