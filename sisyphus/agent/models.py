@@ -110,6 +110,9 @@ class ModelSet:
         for other, model in self._models().items():
             target = self.device if other == name else "cpu"
             model.to(target)
+        import torch
+
+        torch.cuda.empty_cache()  # hand the parked model's memory back to the driver
         self._on_gpu = name
         log.debug("swap: %s now on %s", name, self.device)
 

@@ -86,6 +86,13 @@ class Qwen3TTS:
         log.info("loading Qwen3-TTS from %s (%s, %s)", folder, device, dtype)
         return cls(folder, str(repo_or_folder), device, dtype)
 
+    def to(self, device: str | torch.device) -> Qwen3TTS:
+        """Move every part to `device` (the `swap` memory strategy parks models on the CPU)."""
+        self.device = torch.device(device)
+        self.net.to(self.device)
+        self.codec.model.to(self.device)
+        return self
+
     @property
     def kind(self) -> str:
         """"custom_voice" (preset speakers) or "base" (voice cloning)."""
