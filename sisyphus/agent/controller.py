@@ -169,7 +169,8 @@ class TurnController:
             # Typed lines queue up like chat messages: each waits for the reply before it.
             if self._reply is not None:
                 await asyncio.wait([self._reply])  # never raises the reply's outcome
-            self._start_reply(item.text, item.t_s, {})
+            # Latency counts from when the turn starts, not from when a queued line was typed.
+            self._start_reply(item.text, max(item.t_s, self._clock()), {})
         elif isinstance(item, SetVoice):
             self.voice = item.name
             self._emit(VoiceChanged(item.name))
