@@ -86,7 +86,12 @@ class AssistantSaid:
 
 @dataclass(frozen=True)
 class TurnLatency:
-    """Milliseconds from the end of the user's speech to each milestone of the reply."""
+    """A turn's latency breakdown in milliseconds.
+
+    Each stage is its own duration: ASR compute, LLM request to first token, phrase
+    handed to TTS to its first audio. voice_to_voice_ms is the whole wait the user
+    hears: end of their speech (before the endpointing silence) to the first sound.
+    """
 
     turn_id: int
     asr_ms: float | None = None

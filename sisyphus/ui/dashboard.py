@@ -180,7 +180,7 @@ class Dashboard:
         with self._lock:  # copy the state out; measuring and wrapping happen unlocked
             header = Panel(self._header(), title="Sisyphus", title_align="left")
             latency = Panel(
-                self._latency_table(), title="Latency (ms after end of speech)", title_align="left"
+                self._latency_table(), title="Latency per stage (ms); voice-to-voice = end of speech to first sound", title_align="left"
             )
             notices = [
                 Text(f"{level}: {text}", style=NOTICE_STYLES.get(level, ""))

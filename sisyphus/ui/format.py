@@ -84,7 +84,7 @@ def memory_line(snapshot: object) -> str:
 
 
 def latency_line(event: TurnLatency) -> str:
-    """"asr 85 ms, llm 320 ms, ..." — each value measured from the end of speech."""
+    """"asr 85 ms, llm 320 ms, ..." — each stage's own time; voice-to-voice is the total."""
     parts = [
         f"{label} {fmt_ms(value)}"
         for attr, label in LATENCY_FIELDS
