@@ -169,15 +169,17 @@ def load_config(
         path = Path(path)
         raw = _read_yaml(path)
         base_dir = path.resolve().parent
-    env = os.environ if env is None else env
     errors: list[str] = []
+    file_llm = raw.get("llm")
+    if isinstance(file_llm, dict) and "api_key" in file_llm:
+        errors.append("llm.api_key: secrets are not read from YAML, set OPENAI_API_KEY instead")
+    env = os.environ if env is None else env
     for var, dotted in ENV_VARS.items():
         if env.get(var):
             _set_dotted(raw, dotted, env[var])
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, dotted, value)
-    _reject_env_only_in_file(raw, path, errors)
     raw["base_dir"] = str(base_dir)
     config = _build(Config, raw, "", errors)
     if errors:
@@ -186,12 +188,6 @@ def load_config(
             f"fix {path}" if path else "fix the flags or environment variables",
         )
     return config
-
-
-def config_errors_as_bullets(error: ConfigError) -> list[str]:
-    """The per-field problems of a ConfigError, for a bullet list in the CLI."""
-    text = error.message.removeprefix("invalid configuration: ")
-    return [part for part in text.split("; ") if part]
 
 
 def resolve_path(config: Config, value: str) -> Path:
@@ -222,14 +218,6 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     for key in parents:
         node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
     node[leaf] = value
-
-
-def _reject_env_only_in_file(raw: dict[str, Any], path: Path | None, errors: list[str]) -> None:
-    llm = raw.get("llm")
-    if path is not None and isinstance(llm, dict) and "api_key" in llm:
-        file_llm = _read_yaml(path).get("llm") or {}
-        if isinstance(file_llm, dict) and "api_key" in file_llm:
-            errors.append("llm.api_key: secrets are not read from YAML, set OPENAI_API_KEY instead")
 
 
 def _build(cls: type, raw: Any, prefix: str, errors: list[str]) -> Any:

@@ -291,7 +291,7 @@ class TurnController:
         # A reply that ran to its end was heard whole (its last block may still be in the
         # device's buffer); after a barge-in only what the speaker already played counts.
         played = self._sink.played_samples(turn.id) if interrupted else turn.audio.total_samples
-        heard, _ = turn.audio.heard_text(played)
+        heard = turn.audio.heard_text(played)
         if heard or interrupted:  # a reply that failed before a sound leaves no exchange
             self._history.add(turn.user_text, heard + (INTERRUPTED_MARK if interrupted else ""))
         self._emit(AssistantSaid(turn.id, heard, interrupted, full_text="".join(turn.llm_text)))

@@ -36,8 +36,8 @@ class ReplyAudio:
         self.total_samples += count
         phrase.end_sample = self.total_samples
 
-    def heard_text(self, played_samples: int) -> tuple[str, bool]:
-        """The text heard after `played_samples` samples, and whether it was cut short."""
+    def heard_text(self, played_samples: int) -> str:
+        """The text heard after `played_samples` samples."""
         parts: list[str] = []
         for phrase in self.phrases:
             if phrase.end_sample <= phrase.start_sample:
@@ -55,8 +55,8 @@ class ReplyAudio:
                     cut = " ".join(words[: int(len(words) * fraction)])
                 if cut:
                     parts.append(cut)
-            return _join(parts), True
-        return _join(parts), False
+            break
+        return _join(parts)
 
 
 def _join(parts: list[str]) -> str:

@@ -11,6 +11,7 @@ import atexit
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Literal
 
@@ -147,3 +148,28 @@ def close_stream(stream: Any, timeout_s: float = 2.0) -> bool:
     if exit_handler is not None:
         atexit.unregister(exit_handler)
     return False
+
+
+def start_stream(
+    kind: Kind,
+    rate_hz: int,
+    block_samples: int,
+    index: int | None,
+    latency: float | str,
+    callback: Callable[..., None],
+    finished: Callable[[], None],
+    *,
+    failure: Callable[[Exception], AudioDeviceError],
+) -> Any:
+    """Open and start a mono float32 PortAudio stream; `failure` words the error."""
+    sd = sounddevice_module()
+    factory = sd.InputStream if kind == "input" else sd.OutputStream
+    try:
+        stream = factory(
+            samplerate=rate_hz, channels=1, dtype="float32", blocksize=block_samples, device=index,
+            latency=latency, callback=callback, finished_callback=finished,
+        )
+        stream.start()
+    except (sd.PortAudioError, ValueError) as exc:
+        raise failure(exc) from exc
+    return stream

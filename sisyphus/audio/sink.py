@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sisyphus.audio.devices import close_stream, describe_device, list_devices, resolve_device, sounddevice_module
+from sisyphus.audio.devices import close_stream, describe_device, list_devices, resolve_device, start_stream
 from sisyphus.audio.playback import PlaybackBuffer
 from sisyphus.audio.wav import StreamingWavWriter
 from sisyphus.errors import AudioDeviceError
@@ -196,25 +196,13 @@ class SpeakerSink(_BufferedSink):
                 )
 
     def _open(self, index: int | None) -> Any:
-        sd = sounddevice_module()
-        try:
-            stream = sd.OutputStream(
-                samplerate=SPEAKER_RATE_HZ,
-                channels=1,
-                dtype="float32",
-                blocksize=self.block_samples,
-                device=index,
-                latency=self._latency,
-                callback=self._callback,
-                finished_callback=self._finished,
-            )
-            stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise AudioDeviceError(
+        return start_stream(
+            "output", SPEAKER_RATE_HZ, self.block_samples, index, self._latency, self._callback, self._finished,
+            failure=lambda exc: AudioDeviceError(
                 f"cannot open speaker {self.device_name}: {exc}",
                 "pick another with --output-device (see `sisyphus devices`), or use --output FILE.wav",
-            ) from exc
-        return stream
+            ),
+        )
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio thread: copy queued audio out, never wait for anything."""

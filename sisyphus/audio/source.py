@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from sisyphus.audio.devices import close_stream, describe_device, resolve_device, sounddevice_module
+from sisyphus.audio.devices import close_stream, describe_device, resolve_device, start_stream
 from sisyphus.errors import AudioDeviceError, AudioInputError
 from sisyphus.frames import MIC_RATE_HZ, AudioBlock
 
@@ -217,25 +217,13 @@ class MicSource:
         return self
 
     def _open(self, index: int | None) -> Any:
-        sd = sounddevice_module()
-        try:
-            stream = sd.InputStream(
-                samplerate=MIC_RATE_HZ,
-                channels=1,
-                dtype="float32",
-                blocksize=self.block_samples,
-                device=index,
-                latency=self._latency,
-                callback=self._callback,
-                finished_callback=self._finished,
-            )
-            stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise AudioDeviceError(
+        return start_stream(
+            "input", MIC_RATE_HZ, self.block_samples, index, self._latency, self._callback, self._finished,
+            failure=lambda exc: AudioDeviceError(
                 f"cannot open microphone {self.device_name}: {exc}",
                 "pick another with --input-device (see `sisyphus devices`), or use --input FILE",
-            ) from exc
-        return stream
+            ),
+        )
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._closing = True
