@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_glmasr_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.support.tiny_glmasr import write_tiny_glmasr
+    from sisyphus.asr.synthetic import write_tiny_glmasr
 
     return write_tiny_glmasr(tmp_path_factory.mktemp("glmasr") / "GLM-ASR-tiny")
 

@@ -20,7 +20,7 @@ from sisyphus.asr.glm import MIN_AUDIO_S, GlmAsrEngine, new_token_budget, pick_d
 from sisyphus.errors import ConfigError, ModelError
 from sisyphus.frames import MIC_RATE_HZ
 from tests.support.speech import espeak
-from tests.support.tiny_glmasr import write_tiny_glmasr
+from sisyphus.asr.synthetic import write_tiny_glmasr
 
 # processor_config.json of zai-org/GLM-ASR-Nano-2512, which the tiny checkpoint must match.
 OFFICIAL_PROCESSOR_CONFIG = {

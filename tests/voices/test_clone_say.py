@@ -18,7 +18,7 @@ FRAME_SAMPLES = 1920  # one 12.5 Hz codec frame at 24 kHz
 
 @pytest.fixture(scope="session")
 def tiny_asr(models_dir: Path) -> Path:
-    from tests.support.tiny_glmasr import write_tiny_glmasr
+    from sisyphus.asr.synthetic import write_tiny_glmasr
 
     return write_tiny_glmasr(models_dir / "asr")
 

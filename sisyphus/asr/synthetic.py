@@ -1,17 +1,26 @@
-"""A tiny, randomly initialised GLM-ASR checkpoint in the official layout.
+"""Randomly initialised GLM-ASR checkpoints in the official layout, for tests and benchmarks.
 
-The real GLM-ASR-Nano-2512 cannot be downloaded here, so tests write a miniature of it:
-the same files (config.json, model.safetensors in bf16, generation_config.json,
-tokenizer.json + tokenizer_config.json + chat_template.jinja, processor_config.json with
-the nested WhisperFeatureExtractor settings) produced by transformers' own
-`save_pretrained`, so Sisyphus's loading and generate code runs unchanged on it. Only the
-sizes shrink (2 layers, width 64) and the vocabulary is 256 byte tokens plus GLM's special
-tokens. Weights come from a fixed seed, so the same folder is written every time.
+The real GLM-ASR-Nano-2512 cannot be downloaded everywhere, so tests and `sisyphus bench
+--random-weights` write one: the same files (config.json, model.safetensors in bf16,
+generation_config.json, tokenizer.json + tokenizer_config.json + chat_template.jinja,
+processor_config.json with the nested WhisperFeatureExtractor settings) produced by
+transformers' own `save_pretrained`, so Sisyphus's loading and generate code runs
+unchanged on it. Sizes:
+
+- "tiny": 2 layers of width 64 (tests; generate runs in milliseconds);
+- "full": the official config (same compute and memory as the real model);
+- "reduced": the official widths with fewer layers (benchmarks on a small CPU).
+
+The tokenizer is 256 byte tokens plus GLM's special tokens; the model keeps its own
+vocabulary size, and the config's special-token ids point at the tokenizer's. Weights
+come from a fixed seed, so the same folder is written every time.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -62,6 +71,10 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|assistant|>\\n' -}}{%- endif -%}"
 )
 
+OFFICIAL_CONFIG = Path(__file__).parent / "official" / "config.json"
+SIZES = ("tiny", "reduced", "full")
+REDUCED_LAYERS = {"audio": 4, "text": 4}  # of 32 and 28
+
 SEED = 1234
 # Wider than the official 0.02 init: with tiny widths, 0.02 leaves the residual stream so
 # dominated by the last input embedding that greedy decoding just echoes the prompt's "\n";
@@ -86,6 +99,23 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer.add_special_tokens({"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"})
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def official_config(tokenizer: PreTrainedTokenizerFast, size: str) -> GlmAsrConfig:
+    """The official architecture ("full") or its widths with fewer layers ("reduced")."""
+    raw: dict[str, Any] = json.loads(OFFICIAL_CONFIG.read_text(encoding="utf-8"))
+    text, audio = dict(raw["text_config"]), dict(raw["audio_config"])
+    if size == "reduced":
+        audio["num_hidden_layers"] = REDUCED_LAYERS["audio"]
+        text["num_hidden_layers"] = REDUCED_LAYERS["text"]
+    text["eos_token_id"] = [tokenizer.convert_tokens_to_ids(t) for t in EOS_TOKENS]
+    return GlmAsrConfig(
+        text_config=text,
+        audio_config=audio,
+        audio_token_id=tokenizer.convert_tokens_to_ids(AUDIO_TOKEN),
+        projector_hidden_act=raw["projector_hidden_act"],
+        dtype="bfloat16",
+    )
 
 
 def tiny_config(tokenizer: PreTrainedTokenizerFast) -> GlmAsrConfig:
@@ -143,14 +173,26 @@ def tiny_processor(tokenizer: PreTrainedTokenizerFast) -> GlmAsrProcessor:
 
 def write_tiny_glmasr(folder: Path) -> Path:
     """Write the tiny checkpoint into `folder` (created if needed) and return it."""
+    return write_random_glmasr(folder, "tiny")
+
+
+def write_random_glmasr(folder: Path, size: str = "tiny") -> Path:
+    """Write a random checkpoint of `size` ("tiny", "reduced" or "full") into `folder`.
+
+    "full" allocates the whole model in float32 on the CPU first (about 9 GB) and writes
+    about 4.5 GB of bf16 weights.
+    """
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
-    config = tiny_config(tokenizer)
+    config = tiny_config(tokenizer) if size == "tiny" else official_config(tokenizer, size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         model = GlmAsrForConditionalGeneration(config)
-    _quiet_special_tokens(model, tokenizer)
+    if size == "tiny":
+        _quiet_special_tokens(model, tokenizer)
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.to(torch.bfloat16).save_pretrained(folder)
