@@ -90,7 +90,9 @@ class ModelSet:
 
                 started = time.perf_counter()
                 folder = model_folder(self._config, key)
-                self._tts[key] = Qwen3TTS.from_pretrained(str(folder), device=self._place(key), dtype=self.dtype)
+                model = Qwen3TTS.from_pretrained(str(folder), device=self._place(key), dtype=self.dtype)
+                model.warmup()  # the first reply as fast as the tenth; captures CUDA graphs on a GPU
+                self._tts[key] = model
                 self._loaded(key, started)
             self._make_room(key)
             return self._tts[key]

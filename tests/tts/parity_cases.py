@@ -78,7 +78,7 @@ def compare(folder: Path, case: dict, ref: dict) -> Result:
     forced, records = generator(), []
     for i in range(k):
         forced.step(force=ref_codes[i], record=records)
-    ours_talker = torch.stack([r.talker_logits[0] for r in records] + [forced.logits[0].float()])
+    ours_talker = torch.stack([r.talker_logits[0] for r in records] + [forced.state.logits[0].float()])
     ours_pred = torch.stack([torch.stack([g[0] for g in r.predictor_logits]) for r in records])
     free = generator()
     ours_codes = torch.stack([free.step() for _ in range(k)])

@@ -2,23 +2,28 @@
 
 One step = choose codebook 0 from the talker's logits, let the code predictor fill
 codebooks 1..15, and run the talker on the frame's summed embedding (plus the next
-trailing text token). Inside a step nothing depends on host values except the attention
-span (fixed within a bucket of SPAN_BUCKET slots): the frame counter, the cache position,
-the trailing-text lookup and the end-of-speech gate live on the device. So one graph per
-span bucket can capture a step later, and the only host read per frame is its 16 codes,
-which the caller needs anyway.
+trailing text token). A step reads and writes only the device buffers of a `StepState`
+(caches, last hidden state and logits, frame counter, prompt length, trailing-text table,
+codes chosen so far); its only host value is the attention span, fixed within a bucket of
+SPAN_BUCKET cache slots. So a step can be captured as a CUDA graph per span bucket
+(graphs.py) and replayed, and the only host read per frame is its 16 codes, which the
+caller needs anyway. Without graphs the same step body runs eagerly: the plain path.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from sisyphus.tts.qwen3.config import SamplingConfig
 from sisyphus.tts.qwen3.sampling import SamplingParams, TalkerSampler, warp_and_pick
 from sisyphus.tts.qwen3.talker import Talker
+
+if TYPE_CHECKING:
+    from sisyphus.tts.qwen3.graphs import StepGraphs
 
 SPAN_BUCKET = 64  # attention spans grow in steps of this many cache slots
 
@@ -31,41 +36,144 @@ class StepRecord:
     predictor_logits: list[torch.Tensor]
 
 
+@dataclass(frozen=True)
+class SamplingKey:
+    """Everything a captured step bakes in besides the span: how codes are chosen."""
+
+    main: SamplingParams
+    sub: SamplingParams
+    repetition_penalty: float
+    min_frames: int
+
+
+def sampling_key(sampling: SamplingConfig, *, greedy: bool, min_frames: int) -> SamplingKey:
+    main = SamplingParams(sampling.do_sample and not greedy, sampling.temperature, sampling.top_k, sampling.top_p)
+    sub = SamplingParams(sampling.sub_do_sample and not greedy, sampling.sub_temperature, sampling.sub_top_k,
+                         sampling.sub_top_p)
+    return SamplingKey(main, sub, sampling.repetition_penalty, min_frames)
+
+
+class StepState:
+    """The device buffers one frame step reads and writes.
+
+    The plain path makes one per utterance, sized to it; the graphed path keeps one of a
+    fixed capacity for the model's lifetime (captured graphs point at its memory) and
+    `load`s each utterance into it.
+    """
+
+    def __init__(self, talker: Talker, capacity: int) -> None:
+        p = next(talker.parameters())
+        cfg = talker.cfg
+        self.capacity = capacity
+        self.cache = talker.new_cache(capacity)
+        self.pcache = talker.code_predictor.new_cache()
+        self.hidden = torch.zeros(1, 1, cfg.hidden_size, dtype=p.dtype, device=p.device)
+        self.logits = torch.zeros(1, cfg.vocab_size, dtype=p.dtype, device=p.device)
+        self.codes = torch.zeros(cfg.predictor.num_code_groups, dtype=torch.long, device=p.device)
+        self.seen = torch.zeros(1, cfg.vocab_size, dtype=torch.bool, device=p.device)
+        self.frame_t = torch.zeros(1, dtype=torch.long, device=p.device)
+        self.prompt_len_t = torch.zeros(1, dtype=torch.long, device=p.device)
+        self.n_trailing_t = torch.zeros(1, dtype=torch.long, device=p.device)
+        self.text_table = torch.zeros(1, capacity, cfg.hidden_size, dtype=p.dtype, device=p.device)
+
+    def load(self, talker: Talker, prefill: torch.Tensor, trailing: torch.Tensor, tts_pad: torch.Tensor) -> int:
+        """Prefill an utterance: fill the cache, the text table and the counters; returns the prompt length."""
+        dtype = self.hidden.dtype
+        prompt_len, n_trailing = prefill.shape[1], trailing.shape[1]
+        # Trailing text then tts_pad: frame f reads row min(f, n_trailing).
+        self.text_table[:, :n_trailing] = trailing.to(dtype)
+        self.text_table[:, n_trailing] = tts_pad.view(1, -1).to(dtype)
+        self.n_trailing_t.fill_(n_trailing)
+        self.prompt_len_t.fill_(prompt_len)
+        self.frame_t.zero_()
+        self.seen.zero_()
+        positions = torch.arange(prompt_len, device=self.hidden.device)
+        hidden, logits = talker.forward_embeds(prefill.to(dtype), self.cache, positions,
+                                               span_for(prompt_len - 1, self.capacity))
+        self.hidden.copy_(hidden)
+        self.logits.copy_(logits)
+        return prompt_len
+
+
+def span_for(last_pos: int, capacity: int) -> int:
+    """Cache slots attention looks at when the newest position is `last_pos`."""
+    return min(capacity, math.ceil((last_pos + 1) / SPAN_BUCKET) * SPAN_BUCKET)
+
+
+class StepBody:
+    """One frame step over a StepState, with the code choices fixed by a SamplingKey.
+
+    Called eagerly by the plain path, and once per span bucket under CUDA-graph capture.
+    """
+
+    def __init__(self, talker: Talker, state: StepState, key: SamplingKey, gen: torch.Generator | None) -> None:
+        self.talker, self.state, self.key, self.gen = talker, state, key, gen
+        cfg = talker.cfg
+        self.sampler = TalkerSampler(cfg.vocab_size, cfg.codec_eos_id, key.main, key.repetition_penalty,
+                                     key.min_frames, state.hidden.device, gen, seen=state.seen)
+
+    def __call__(self, span: int, force: torch.Tensor | None = None,
+                 record: list[StepRecord] | None = None) -> None:
+        """Advance one frame; its codes land in `state.codes`.
+
+        `force` (16,) replaces every choice with the given codes (teacher forcing);
+        `record` receives the raw logits of this frame.
+        """
+        t, s = self.talker, self.state
+        sub_logits: list[torch.Tensor] | None = [] if record is not None else None
+        if record is not None:
+            record.append(StepRecord(s.logits.detach().float().clone(), sub_logits))
+        if force is None:
+            code0 = self.sampler.pick(s.logits, s.frame_t)
+            pick = self._sub_pick
+        else:
+            code0 = force[:1]
+            self.sampler.mark(code0)
+            pick = lambda logits, g: force[g : g + 1]  # noqa: E731 - tiny closure for forcing
+        e0 = t.codec_embed(code0).view(1, 1, -1)
+        rest, rest_sum = t.code_predictor.predict(s.hidden, e0, pick, s.pcache, sub_logits)
+        text = s.text_table.index_select(1, torch.minimum(s.frame_t, s.n_trailing_t))
+        hidden, logits = t.forward_embeds(e0 + rest_sum + text, s.cache, s.frame_t + s.prompt_len_t, span)
+        s.hidden.copy_(hidden)
+        s.logits.copy_(logits)
+        s.codes[:1].copy_(code0)
+        s.codes[1:].copy_(rest)
+        s.frame_t.add_(1)
+
+    def _sub_pick(self, logits: torch.Tensor, group: int) -> torch.Tensor:
+        return warp_and_pick(logits.float(), self.key.sub, self.gen)
+
+
 class FrameGenerator:
-    """Generates the codec frames of one utterance from its prefill embeddings."""
+    """Generates the codec frames of one utterance from its prefill embeddings.
+
+    With `graphs` (a model's StepGraphs, CUDA only) the steps replay captured graphs over
+    the graphs' own StepState; otherwise they run eagerly over a state sized to this
+    utterance.
+    """
 
     def __init__(self, talker: Talker, prefill: torch.Tensor, trailing: torch.Tensor, tts_pad: torch.Tensor,
                  sampling: SamplingConfig, *, max_frames: int, min_frames: int = 2, greedy: bool = False,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, graphs: StepGraphs | None = None, replay: bool = True) -> None:
         self.talker = talker
-        p = next(talker.parameters())
-        self.device = p.device
+        self.device = next(talker.parameters()).device
         self.max_frames = max_frames
-        self.prompt_len = prefill.shape[1]
-        self.capacity = self.prompt_len + max_frames + 1
-        self.cache = talker.new_cache(self.capacity)
-        self.pcache = talker.code_predictor.new_cache()
-        # Trailing text then tts_pad: frame f reads row min(f, n_trailing).
-        self.text_table = torch.cat((trailing.to(p.dtype), tts_pad.view(1, 1, -1).to(p.dtype)), dim=1)
-        self.n_trailing = trailing.shape[1]
-        self.frame_t = torch.zeros(1, dtype=torch.long, device=self.device)
-        self.gen: torch.Generator | None = None
-        if seed is not None:
-            self.gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        do_sample = sampling.do_sample and not greedy
-        sub_sample = sampling.sub_do_sample and not greedy
-        main = SamplingParams(do_sample, sampling.temperature, sampling.top_k, sampling.top_p)
-        self.sub = SamplingParams(sub_sample, sampling.sub_temperature, sampling.sub_top_k, sampling.sub_top_p)
-        self.sampler = TalkerSampler(talker.cfg.vocab_size, talker.cfg.codec_eos_id, main,
-                                     sampling.repetition_penalty, min_frames, self.device, self.gen)
         self.frame = 0
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        key = sampling_key(sampling, greedy=greedy, min_frames=min_frames)
+        self.graphs = graphs
+        self.replaying = graphs is not None and replay  # replay=False: eager steps over the graphs' state
         with torch.inference_mode():
-            positions = torch.arange(self.prompt_len, device=self.device)
-            self.hidden, self.logits = talker.forward_embeds(
-                prefill.to(p.dtype), self.cache, positions, self._span(self.prompt_len - 1))
-
-    def _span(self, last_pos: int) -> int:
-        return min(self.capacity, math.ceil((last_pos + 1) / SPAN_BUCKET) * SPAN_BUCKET)
+            if graphs is not None:
+                graphs.owner = self  # the state now holds this utterance
+                self.state = graphs.state
+                self.body = graphs.body(key)
+            else:
+                self.state = StepState(talker, prefill.shape[1] + max_frames + 1)
+                self.body = StepBody(talker, self.state, key, gen)
+            self.prompt_len = self.state.load(talker, prefill, trailing, tts_pad)
 
     @property
     def exhausted(self) -> bool:
@@ -74,36 +182,17 @@ class FrameGenerator:
     def step(self, force: torch.Tensor | None = None, record: list[StepRecord] | None = None) -> torch.Tensor:
         """Advance one frame; returns its 16 codes as a device tensor (16,).
 
-        `force` (16,) replaces every choice with the given codes (teacher forcing);
-        `record` receives the raw logits of this frame.
+        `force` and `record` (teacher forcing, raw logits; parity tests) run the plain step.
         """
         if self.exhausted:
             raise IndexError(f"all {self.max_frames} frames of this generator are used")
+        if self.graphs is not None and self.graphs.owner is not self:
+            raise RuntimeError("this generator's state was taken by a newer utterance")
+        span = span_for(self.prompt_len + self.frame, self.state.capacity)
         with torch.inference_mode():
-            return self._step(force, record)
-
-    def _step(self, force: torch.Tensor | None, record: list[StepRecord] | None) -> torch.Tensor:
-        t = self.talker
-        sub_logits: list[torch.Tensor] | None = [] if record is not None else None
-        if record is not None:
-            record.append(StepRecord(self.logits.detach().float().clone(), sub_logits))
-        if force is None:
-            code0 = self.sampler.pick(self.logits, self.frame_t)
-            pick = self._sub_pick
-        else:
-            force = force.to(self.device).long()
-            code0 = force[:1]
-            self.sampler.seen[0, code0] = True
-            pick = lambda logits, g: force[g : g + 1]  # noqa: E731 - tiny closure for forcing
-        e0 = t.codec_embed(code0).view(1, 1, -1)
-        rest, rest_sum = t.code_predictor.predict(self.hidden, e0, pick, self.pcache, sub_logits)
-        text = self.text_table.index_select(1, self.frame_t.clamp(max=self.n_trailing))
-        x = e0 + rest_sum + text
-        positions = self.frame_t + self.prompt_len
-        self.hidden, self.logits = t.forward_embeds(x, self.cache, positions, self._span(self.prompt_len + self.frame))
-        self.frame_t += 1
-        self.frame += 1
-        return torch.cat((code0, rest))
-
-    def _sub_pick(self, logits: torch.Tensor, group: int) -> torch.Tensor:
-        return warp_and_pick(logits.float(), self.sub, self.gen)
+            if self.replaying and force is None and record is None:
+                self.graphs.replay(self.body, span)
+            else:
+                self.body(span, None if force is None else force.to(self.device).long(), record)
+            self.frame += 1
+            return self.state.codes.clone()

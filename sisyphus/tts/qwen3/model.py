@@ -22,7 +22,9 @@ from sisyphus.errors import ModelError, TTSError
 from sisyphus.tts.qwen3.checkpoint import load_net
 from sisyphus.tts.qwen3.codec import SpeechTokenizer
 from sisyphus.tts.qwen3.config import load_configs
-from sisyphus.tts.qwen3.generator import FrameGenerator
+from sisyphus.runtime import fastpath
+from sisyphus.tts.qwen3.generator import FrameGenerator, sampling_key
+from sisyphus.tts.qwen3.graphs import StepGraphs, unavailable_reason
 from sisyphus.tts.qwen3.layout import build_layout, embed_layout, resolve_language
 from sisyphus.tts.qwen3.prompt import ClonePrompt, check_reference_audio
 from sisyphus.tts.qwen3.tokenizer import ROLE_LEN, TEXT_TAIL_LEN, TextTokenizer
@@ -30,6 +32,10 @@ from sisyphus.tts.qwen3.tokenizer import ROLE_LEN, TEXT_TAIL_LEN, TextTokenizer
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 24000
+GRAPHS_NAME = "tts cuda graphs"
+WARMUP_TEXT = "Hello."
+WARMUP_FRAMES = 4
+CHECK_FRAMES = 8  # greedy frames compared between replayed graphs and eager steps
 FRAMES_PER_TEXT_TOKEN = 13  # length guard: about one second of audio per text token...
 EXTRA_FRAMES = 38  # ...plus three seconds
 
@@ -78,6 +84,7 @@ class Qwen3TTS:
         self.codec = SpeechTokenizer.from_pretrained(codec_dir, device=self.device, dtype=torch.float32)
         self.last_stats: StreamStats | None = None
         self.last_codes: torch.Tensor | None = None
+        self.graphs: StepGraphs | None = None  # set up by warmup() on CUDA
 
     @classmethod
     def from_pretrained(cls, repo_or_folder: str, *, device: str | torch.device = "cpu",
@@ -87,11 +94,72 @@ class Qwen3TTS:
         return cls(folder, str(repo_or_folder), device, dtype)
 
     def to(self, device: str | torch.device) -> Qwen3TTS:
-        """Move every part to `device` (the `swap` memory strategy parks models on the CPU)."""
+        """Move every part to `device` (the `swap` memory strategy parks models on the CPU).
+
+        Captured graphs point at the old device's memory, so they are dropped; the next
+        warmup() on a GPU captures them again.
+        """
         self.device = torch.device(device)
         self.net.to(self.device)
         self.codec.model.to(self.device)
+        self.graphs = None
         return self
+
+    def warmup(self, *, graphs: bool = True) -> None:
+        """Run one short utterance so the first reply is as fast as the tenth; on CUDA also
+        capture the frame-step graphs and check them against the plain path."""
+        started = time.perf_counter()
+        voice = self._warmup_voice()
+        with torch.inference_mode():
+            for _ in self.stream(WARMUP_TEXT, voice, max_frames=WARMUP_FRAMES, min_frames=WARMUP_FRAMES):
+                pass
+        reason = unavailable_reason(self.device) if graphs else "turned off"
+        if reason:
+            fastpath.report(GRAPHS_NAME, False, reason, warn=graphs and self.device.type == "cuda")
+        else:
+            self._setup_graphs(voice)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        log.info("%s warmed up in %.2f s", self.name, time.perf_counter() - started)
+
+    def _warmup_voice(self) -> str | ClonePrompt:
+        if self.kind == "custom_voice":
+            return self.speakers[0]
+        size = self.cfg.talker.hidden_size
+        return ClonePrompt(speaker_embedding=torch.zeros(size), ref_codes=None, ref_text_ids=None,
+                           x_vector_only=True, model_name=self.name)
+
+    def _setup_graphs(self, voice: str | ClonePrompt) -> None:
+        """Capture the frame step for talk's sampling, then require replayed greedy frames to
+        equal eager ones; any failure leaves the plain path on and says why once."""
+        try:
+            graphs = StepGraphs(self.talker)
+            with torch.inference_mode():
+                count = graphs.capture_all(sampling_key(self.sampling, greedy=False, min_frames=2))
+            self.graphs = graphs
+            mismatch = self._graphs_disagree(voice)
+        except Exception as exc:  # capture can fail on odd drivers/torch builds: fall back
+            self.graphs = None
+            fastpath.report(GRAPHS_NAME, False, f"capture failed: {str(exc).splitlines()[0][:160]}")
+            return
+        if mismatch:
+            self.graphs = None
+            fastpath.report(GRAPHS_NAME, False, mismatch)
+            return
+        fastpath.report(GRAPHS_NAME, True, f"{count} span buckets, {graphs.capacity} cache slots")
+
+    def _graphs_disagree(self, voice: str | ClonePrompt) -> str:
+        """"" when replayed greedy frames equal eagerly computed ones, else what differed."""
+        codes = []
+        for replay in (False, True):
+            prefill, trailing, _, _ = self.prepare(WARMUP_TEXT, voice)
+            gen = self._generator(prefill, trailing, max_frames=CHECK_FRAMES, min_frames=CHECK_FRAMES,
+                                  greedy=True, seed=None, graphs=self.graphs, replay=replay)
+            codes.append(torch.stack([gen.step() for _ in range(CHECK_FRAMES)]).cpu())
+        if torch.equal(codes[0], codes[1]):
+            return ""
+        frame = int((codes[0] != codes[1]).any(dim=1).nonzero()[0])
+        return f"self-check failed: replayed codes differ from eager ones at frame {frame}"
 
     @property
     def kind(self) -> str:
@@ -202,12 +270,20 @@ class Qwen3TTS:
         prefill, trailing, ref_codes, n_text = self.prepare(text, voice, language=language, instruct=instruct,
                                                             text_in_prompt=text_in_prompt)
         limit = min(self.sampling.max_new_tokens, EXTRA_FRAMES + FRAMES_PER_TEXT_TOKEN * n_text)
+        frames = limit if max_frames is None else min(limit, max_frames)
+        graphs = self.graphs if seed is None and self.graphs and self.graphs.fits(prefill.shape[1], frames) else None
+        gen = self._generator(prefill, trailing, max_frames=frames, min_frames=2 if min_frames is None else min_frames,
+                              greedy=greedy, seed=seed, graphs=graphs)
+        return self._run(gen, ref_codes, cancel, first_chunk_frames, chunk_frames, start)
+
+    def _generator(self, prefill: torch.Tensor, trailing: torch.Tensor, *, max_frames: int, min_frames: int,
+                   greedy: bool, seed: int | None, graphs: StepGraphs | None, replay: bool = True) -> FrameGenerator:
+        """A frame generator; with `graphs` its steps replay captured graphs (a seed needs
+        its own random generator, which graphs do not carry, so seeded replies run eagerly)."""
         with torch.inference_mode():
             tts_pad = self.talker.text_embed(torch.tensor([self.cfg.tts_pad_id], device=self.device))
-        gen = FrameGenerator(self.talker, prefill, trailing, tts_pad, self.sampling,
-                             max_frames=limit if max_frames is None else min(limit, max_frames),
-                             min_frames=2 if min_frames is None else min_frames, greedy=greedy, seed=seed)
-        return self._run(gen, ref_codes, cancel, first_chunk_frames, chunk_frames, start)
+        return FrameGenerator(self.talker, prefill, trailing, tts_pad, self.sampling, max_frames=max_frames,
+                              min_frames=min_frames, greedy=greedy, seed=seed, graphs=graphs, replay=replay)
 
     def _run(self, gen: FrameGenerator, ref_codes: torch.Tensor | None, cancel: threading.Event | None,
              first_chunk: int, chunk: int, start: float) -> Iterator[np.ndarray]:

@@ -45,13 +45,15 @@ class TalkerSampler:
     """Stateful codebook-0 chooser for one utterance (keeps the repetition history)."""
 
     def __init__(self, vocab_size: int, eos_id: int, params: SamplingParams, repetition_penalty: float,
-                 min_frames: int, device: torch.device, gen: torch.Generator | None) -> None:
+                 min_frames: int, device: torch.device, gen: torch.Generator | None,
+                 seen: torch.Tensor | None = None) -> None:
         self.params = params
         self.penalty = repetition_penalty
         self.min_frames = min_frames
         self.eos_id = eos_id
         self.gen = gen
-        self.seen = torch.zeros(1, vocab_size, dtype=torch.bool, device=device)
+        # Codes chosen so far; the graphed path passes a buffer it clears per utterance.
+        self.seen = torch.zeros(1, vocab_size, dtype=torch.bool, device=device) if seen is None else seen
         # Ids of the last 1024 entries are control codes; only end-of-speech may be chosen.
         blocked = torch.zeros(1, vocab_size, dtype=torch.bool, device=device)
         blocked[:, vocab_size - 1024 :] = True
@@ -76,5 +78,9 @@ class TalkerSampler:
 
     def pick(self, logits: torch.Tensor, frame: int | torch.Tensor) -> torch.Tensor:
         code = warp_and_pick(self.process(logits, frame), self.params, self.gen)
-        self.seen[0, code] = True
+        self.mark(code)
         return code
+
+    def mark(self, code: torch.Tensor) -> None:
+        """Remember `code` (1,) for the repetition penalty; a scatter keeps it free of host values."""
+        self.seen.scatter_(1, code.view(1, 1), True)

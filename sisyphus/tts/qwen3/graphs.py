@@ -1,0 +1,104 @@
+"""CUDA graphs for the frame step: one launch per frame instead of about a thousand.
+
+A frame step is the talker's decode step plus fifteen code-predictor steps, each a few
+dozen small kernels; at batch size one the GPU waits on Python launching them. Captured
+once per (sampling choice, span bucket) over a model-lifetime StepState, a step replays
+as one graph. Captures share one memory pool: nothing a graph allocates outlives its
+replay (results are copied into the state's buffers inside the graph), and replays never
+overlap (one TTS thread, one stream).
+
+The graphs are used only after a self-check: the same greedy frames made eagerly and by
+replay must be identical, or the model falls back to the plain path and says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+from sisyphus.tts.qwen3.generator import SPAN_BUCKET, SamplingKey, StepBody, StepState
+from sisyphus.tts.qwen3.talker import Talker
+
+log = logging.getLogger(__name__)
+
+CAPACITY = 2048  # cache slots: prompt (clone reference included) + frames of the longest phrase
+
+
+class StepGraphs:
+    """Captured frame steps of one talker, keyed by sampling choice and span bucket.
+
+    Nothing CUDA-specific happens before the first capture, so the shared state and the
+    eager steps over it (FrameGenerator(replay=False)) also run, and are tested, on a CPU.
+    """
+
+    def __init__(self, talker: Talker, capacity: int = CAPACITY) -> None:
+        self.talker = talker
+        self.state = StepState(talker, capacity)
+        self.capacity = capacity
+        self._bodies: dict[SamplingKey, StepBody] = {}
+        self._graphs: dict[tuple[SamplingKey, int], torch.cuda.CUDAGraph] = {}
+        self._pool: tuple[int, int] | None = None  # made at the first capture (CUDA only)
+        self._stream: torch.cuda.Stream | None = None
+        self.owner: object | None = None  # the FrameGenerator whose utterance the state holds
+
+    def fits(self, prompt_len: int, max_frames: int) -> bool:
+        return prompt_len + max_frames + 1 <= self.capacity
+
+    def body(self, key: SamplingKey) -> StepBody:
+        """The step body for `key` (kept for the model's lifetime: graphs point at its tensors)."""
+        if key not in self._bodies:
+            self._bodies[key] = StepBody(self.talker, self.state, key, None)
+        return self._bodies[key]
+
+    def spans(self) -> list[int]:
+        return [SPAN_BUCKET * i for i in range(1, math.ceil(self.capacity / SPAN_BUCKET) + 1)]
+
+    def capture(self, body: StepBody, span: int, *, warm: bool) -> None:
+        """Capture `body` at `span` (capture records kernels, it does not run them).
+
+        `warm` first runs the body once eagerly, so lazy kernel and cuBLAS set-up do not
+        happen under capture; that run advances the state, so it is only done at warm-up,
+        never in the middle of an utterance.
+        """
+        span = min(span, self.capacity)
+        if self._stream is None:
+            self._pool = torch.cuda.graph_pool_handle()
+            self._stream = torch.cuda.Stream(device=self.state.hidden.device)
+        self._stream.wait_stream(torch.cuda.current_stream())
+        if warm:
+            self.owner = None
+            self.state.frame_t.zero_()
+            with torch.cuda.stream(self._stream):
+                body(span)
+        torch.cuda.current_stream().wait_stream(self._stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool, stream=self._stream):
+            body(span)
+        self._graphs[(body.key, span)] = graph
+
+    def replay(self, body: StepBody, span: int) -> None:
+        graph = self._graphs.get((body.key, span))
+        if graph is None:  # a sampling choice or span not captured at warm-up
+            log.debug("capturing the frame step for span %d", span)
+            self.capture(body, span, warm=False)
+            graph = self._graphs[(body.key, span)]
+        graph.replay()
+
+    def capture_all(self, key: SamplingKey) -> int:
+        """Capture every span bucket for `key` (at warm-up, so no turn pays for a capture)."""
+        body = self.body(key)
+        for span in self.spans():
+            if (key, span) not in self._graphs:
+                self.capture(body, span, warm=True)
+        return len(self.spans())
+
+
+def unavailable_reason(device: torch.device) -> str:
+    """Why graphs cannot run here ("" when they can)."""
+    if device.type != "cuda":
+        return f"the model runs on {device.type}"
+    if not hasattr(torch.cuda, "graph") or not hasattr(torch.cuda, "graph_pool_handle"):
+        return f"torch {torch.__version__} has no CUDA graph API"
+    return ""
