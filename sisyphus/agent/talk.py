@@ -37,6 +37,7 @@ def run_talk(config: Config, options: TalkOptions) -> int:
         started = time.perf_counter()
         parts, models = build_session(config, options, ready, view, notices)
         view.handle(_models_event(models))
+        _report_fast_paths(view, models.device)
         view.handle(VoiceChanged(config.voice.default))
         view.handle(Notice(f"ready in {time.perf_counter() - started:.1f} s — " + _ready_hint(options)))
         try:
@@ -105,6 +106,15 @@ def _report_system(view: Any) -> None:
 
     view.handle(CudaUpdate(cuda_status()))
     view.handle(MemoryUpdate(memory_snapshot()))
+
+
+def _report_fast_paths(view: Any, device: str) -> None:
+    """On a GPU, say which fast paths the warm-up turned on (and why any is off)."""
+    from sisyphus.runtime import fastpath
+
+    paths = fastpath.states().values()
+    if device.startswith("cuda") and paths:
+        view.handle(Notice("fast paths: " + "; ".join(p.describe() for p in paths)))
 
 
 def config_summary(config: Config, options: TalkOptions) -> list[str]:
