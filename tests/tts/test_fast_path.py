@@ -15,7 +15,6 @@ import torch
 
 from sisyphus.runtime import fastpath
 from sisyphus.tts.qwen3 import ClonePrompt, Qwen3TTS
-from sisyphus.tts.qwen3.generator import FrameGenerator
 from sisyphus.tts.qwen3.graphs import StepGraphs
 from sisyphus.tts.qwen3.model import GRAPHS_NAME
 from tests.tts.support import one_torch_thread, write_tiny_checkpoint  # noqa: F401 (fixture)
