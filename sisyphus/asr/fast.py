@@ -1,0 +1,162 @@
+"""Greedy GLM-ASR decoding over a fixed-size static KV cache, the decode step optionally compiled.
+
+transformers' `generate` grows a dynamic KV cache token by token, so every decode step has
+new shapes and costs a few hundred small kernel launches from Python. Here the cache is a
+`StaticCache` of one fixed length (the prompt of the longest utterance plus the largest
+token budget), allocated once and reset between utterances, so the decode step always has
+the same shapes and addresses: on CUDA it is compiled once with `torch.compile(mode=
+"reduce-overhead", fullgraph=True)` (inductor kernels replayed as CUDA graphs) and serves
+every utterance without recompiling. The prefill (audio encoder + prompt) stays eager: its
+length changes with the audio and it runs once per utterance. It runs exactly as in
+`generate` (on a dynamic cache, so the same kernels and the same first token), and its keys
+and values are then copied into the static cache's first slots.
+
+CUDA graph trees keep their recorded graphs per thread, so a compiled decoder runs every
+generation on one thread of its own: the warm-up's graphs are the ones the first real turn
+replays, whichever worker thread asks for the transcript.
+
+The loop mirrors greedy `generate` exactly: argmax of the last position's logits in fp32,
+end tokens suppressed (set to -inf) until `min_new_tokens` ids exist, stop at an end token
+or the budget. Only the sampled id is read back to the host each step (to see the end token).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# Generation settings that change greedy decoding; a checkpoint that sets any of them is
+# decoded by `generate`, whose logits processors implement them.
+UNSUPPORTED_SETTINGS = {
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "sequence_bias": None,
+    "exponential_decay_length_penalty": None,
+}
+
+
+def unsupported_settings(generation_config: Any) -> list[str]:
+    """Names of generation settings this decoder does not implement (empty: it can decode)."""
+    found = []
+    for name, neutral in UNSUPPORTED_SETTINGS.items():
+        value = getattr(generation_config, name, neutral)
+        if value not in (neutral, None, [], 0, 1.0):
+            found.append(f"{name}={value!r}")
+    return found
+
+
+def eos_ids(model: torch.nn.Module) -> list[int]:
+    """The end tokens `generate` stops at, from the generation config (else the model config)."""
+    value = getattr(model.generation_config, "eos_token_id", None)
+    if value is None:
+        value = getattr(model.config.get_text_config(), "eos_token_id", None)
+    if value is None:
+        return []
+    return [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+class StaticDecoder:
+    """Greedy decoding for one GLM-ASR model on one device with a reusable static KV cache.
+
+    Not thread safe: the engine's lock serialises calls. `compiled=True` compiles the decode
+    step (CUDA graphs on CUDA); the first calls then compile and capture, which is what the
+    engine's warm-up is for.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, max_cache_len: int, compiled: bool = False) -> None:
+        from transformers import StaticCache
+
+        self.model = model
+        self.max_cache_len = max_cache_len
+        self.compiled = compiled
+        self.device = next(model.parameters()).device
+        self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        vocab = model.config.get_text_config().vocab_size
+        self._eos = eos_ids(model)
+        # Added to the fp32 logits: 0 everywhere, or -inf at the end tokens while they are banned.
+        self._allow_end = torch.zeros(vocab, dtype=torch.float32, device=self.device)
+        self._ban_end = self._allow_end.clone()
+        if self._eos:
+            self._ban_end[self._eos] = float("-inf")
+        self._end_bias = self._allow_end.clone()
+        self._token = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        self._position = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        self._step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = self._decode_step
+        self._thread: ThreadPoolExecutor | None = None
+        if compiled:
+            self._step = torch.compile(self._decode_step, mode="reduce-overhead", fullgraph=True)
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-asr-decode")
+
+    def close(self) -> None:
+        """Stop the decoder's thread (the engine drops a decoder when its weights move)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+
+    def fits(self, prompt_len: int, max_new_tokens: int) -> bool:
+        return prompt_len + max_new_tokens <= self.max_cache_len
+
+    def generate(self, inputs: dict[str, torch.Tensor], max_new_tokens: int, min_new_tokens: int = 0) -> list[int]:
+        """The greedy ids after the prompt (the processor's inputs, on the model's device)."""
+        prompt_len = int(inputs["input_ids"].shape[1])
+        if not self.fits(prompt_len, max_new_tokens):
+            raise ValueError(f"prompt of {prompt_len} + {max_new_tokens} new tokens exceeds the cache")
+        if self._thread is None:
+            return self._generate(inputs, prompt_len, max_new_tokens, min_new_tokens)
+        job = self._thread.submit(self._generate, inputs, prompt_len, max_new_tokens, min_new_tokens)
+        return job.result()
+
+    @torch.inference_mode()
+    def _generate(
+        self, inputs: dict[str, torch.Tensor], prompt_len: int, max_new_tokens: int, min_new_tokens: int
+    ) -> list[int]:
+        out = self._prefill(inputs, prompt_len)
+        logits = out.logits[:, -1].to(torch.float32)
+        if min_new_tokens > 0:
+            logits = logits + self._ban_end
+        token = logits.argmax(-1, keepdim=True)
+        del out, logits
+        ids = [int(token)]
+        self._token.copy_(token)
+        self._position.fill_(prompt_len)
+        while len(ids) < max_new_tokens and ids[-1] not in self._eos:
+            self._end_bias.copy_(self._ban_end if len(ids) < min_new_tokens else self._allow_end)
+            if self.compiled:
+                torch.compiler.cudagraph_mark_step_begin()
+            token = self._step(self._token, self._position, self._end_bias)
+            self._token.copy_(token)
+            self._position.add_(1)
+            ids.append(int(self._token))
+        return ids
+
+    def _prefill(self, inputs: dict[str, torch.Tensor], prompt_len: int) -> Any:
+        """The prompt through the model as `generate` runs it, its keys and values moved into the static cache."""
+        from transformers import DynamicCache
+
+        prompt_cache = DynamicCache(config=self.model.config)
+        out = self.model(**inputs, cache=prompt_cache, use_cache=True, logits_to_keep=1)
+        self.cache.reset()
+        for layer, prompt in zip(self.cache.layers, prompt_cache.layers, strict=True):
+            if not layer.is_initialized:
+                layer.lazy_initialization(prompt.keys, prompt.values)
+            layer.keys[:, :, :prompt_len].copy_(prompt.keys)
+            layer.values[:, :, :prompt_len].copy_(prompt.values)
+            layer.cumulative_length.fill_(prompt_len)
+        return out
+
+    def _decode_step(self, token: torch.Tensor, position: torch.Tensor, end_bias: torch.Tensor) -> torch.Tensor:
+        """One token in, the greedy next token out; the KV cache is updated in place."""
+        out = self.model(input_ids=token, position_ids=position, cache=self.cache, use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1].to(torch.float32) + end_bias
+        return logits.argmax(-1, keepdim=True)
