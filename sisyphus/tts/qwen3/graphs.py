@@ -74,7 +74,8 @@ class StepGraphs:
                 body(span)
         torch.cuda.current_stream().wait_stream(self._stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool, stream=self._stream):
+        # thread_local: a capture in the middle of a session must not fail the ASR thread's calls
+        with torch.cuda.graph(graph, pool=self._pool, stream=self._stream, capture_error_mode="thread_local"):
             body(span)
         self._graphs[(body.key, span)] = graph
 
