@@ -23,9 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(help="Download and check the ASR and TTS models.", no_args_is_help=True)
-bench_app = typer.Typer(help="Measure latency per stage (see benchmarks/ for side-by-side comparisons).")
 app.add_typer(models_app, name="models")
-app.add_typer(bench_app, name="bench")
 
 ConfigOpt = Annotated[
     Optional[Path],
@@ -141,21 +139,36 @@ def models_list(config: ConfigOpt = None) -> None:
     print_models(read_config(config))
 
 
-@bench_app.callback(invoke_without_command=True)
-def _bench(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand is None:
-        print(ctx.get_help())
-
-
-@bench_app.command("vad")
+@app.command()
 @handle_errors
-def bench_vad(
-    seconds: Annotated[float, typer.Option("--seconds", help="Audio to push through the endpointer.")] = 10.0,
+def bench(
+    stages: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Stages to run: vad, asr, tts, llm, pipeline (default: vad asr tts pipeline; llm only when named).", show_default=False),
+    ] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Real-size models with random weights (no downloads; generation lengths forced).")] = False,
+    size: Annotated[str, typer.Option("--size", help="With --random-weights: auto (full on CUDA, reduced on CPU), reduced or full.")] = "auto",
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per figure, after the warm-up.")] = 5,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs before them.")] = 1,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure, raw values and versions to this JSON file.")] = None,
+    config: ConfigOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Where random checkpoints are kept (default ~/.cache/sisyphus/bench).")] = None,
+    seconds: Annotated[float, typer.Option("--seconds", help="Audio pushed through the VAD by the vad stage.")] = 10.0,
 ) -> None:
-    """Milliseconds per 512-sample frame of Silero VAD streaming endpointing, on one CPU thread."""
-    from sisyphus.bench.vad import run_vad_bench
+    """Measure latency per stage, voice to voice and memory; medians and p90 over repeats."""
+    from rich.console import Console
 
-    run_vad_bench(seconds)
+    from sisyphus.bench.run import BenchOptions, parse_stages, run_bench
+
+    options = BenchOptions(
+        stages=parse_stages(stages), random_weights=random_weights, size=size, repeats=repeats, warmup=warmup,
+        json_path=json_file, cache_dir=cache, vad_seconds=seconds,
+    )  # fmt: skip
+    cfg = read_config(config, {"device": device, "dtype": dtype})
+    wide = None if sys.stdout.isatty() else 160  # a pipe or file gets whole rows, not wrapped cells
+    run_bench(cfg, options, Console(width=wide), Console(stderr=True, soft_wrap=True))
 
 
 def _mount_voices() -> None:

@@ -1,7 +1,8 @@
-"""`sisyphus bench vad`: cost of streaming endpointing per 512-sample frame on one thread.
+"""`vad` stage: cost of streaming endpointing per 512-sample frame on one thread.
 
-Pushes speech-like audio (a syllable-rate amplitude-modulated tone with pauses) through the
-real Silero endpointer after a warm-up and reports the median and p90 of per-frame time.
+Pushes speech (the packaged clips with pauses, else a syllable-rate amplitude-modulated
+tone with pauses) through the real Silero endpointer after a warm-up and reports every
+frame's time. The target is per core, so torch runs one thread while it is measured.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 
+from sisyphus.bench.context import BenchContext
 from sisyphus.config import VadConfig
 from sisyphus.frames import MIC_RATE_HZ
 
@@ -29,12 +31,13 @@ def synthetic_speech(seconds: float, seed: int = 0) -> np.ndarray:
 def measure_vad_ms_per_frame(seconds: float) -> list[float]:
     import torch
 
+    from sisyphus.bench.asr import speech_audio
     from sisyphus.vad.endpointer import Endpointer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the target is per core; restored below
     try:
-        return _time_frames(Endpointer(VadConfig()), synthetic_speech(seconds))
+        return _time_frames(Endpointer(VadConfig()), speech_audio(seconds))
     finally:
         torch.set_num_threads(threads)
 
@@ -52,16 +55,11 @@ def _time_frames(endpointer, audio: np.ndarray) -> list[float]:
     return timings
 
 
-def run_vad_bench(seconds: float) -> dict[str, float]:
-    timings = measure_vad_ms_per_frame(seconds)
-    result = {
-        "frames": float(len(timings)),
-        "median_ms": float(np.median(timings)),
-        "p90_ms": float(np.percentile(timings, 90)),
-    }
-    print(
-        f"vad: {len(timings)} frames of {FRAME_SAMPLES} samples, one thread: "
-        f"median {result['median_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms per frame "
-        f"({FRAME_SAMPLES / MIC_RATE_HZ * 1000:.0f} ms of audio each)"
+def run(ctx: BenchContext) -> None:
+    ctx.say("vad: streaming endpointing")
+    timings = measure_vad_ms_per_frame(ctx.vad_seconds)
+    ctx.report.add(
+        "vad", "per frame", "ms", timings,
+        note=f"{FRAME_SAMPLES} samples ({FRAME_SAMPLES / MIC_RATE_HZ * 1000:.0f} ms of audio), 1 thread",
+        meta={"audio_s": ctx.vad_seconds, "frame_samples": FRAME_SAMPLES},
     )
-    return result

@@ -144,3 +144,49 @@ def write_random_model(folder: Path, kind: str, size: str, *, shrink: bool = Tru
              if name not in ("config.json", "generation_config.json", "tokenizer_config.json")}
     return write_checkpoint(folder, config, files["generation_config.json"], files["tokenizer_config.json"],
                             seed=seed, dtype=dtype, extra_files=extra)
+
+
+SCALES = ("tiny", "reduced", "full")
+REDUCED_LAYERS = {"talker": 4, "predictor": 2}  # of 28 and 5 on 1.7B
+
+
+def reduce_config(raw: dict[str, Any], *, talker_layers: int = REDUCED_LAYERS["talker"],
+                  predictor_layers: int = REDUCED_LAYERS["predictor"]) -> dict[str, Any]:
+    """The official config with fewer layers and every width unchanged.
+
+    Per-layer cost, embeddings, heads and the codec stay real, so a CPU can run a benchmark
+    whose per-layer figures mean something in a fraction of the full model's time.
+    """
+    out = copy.deepcopy(raw)
+    t = out["talker_config"]
+    t["num_hidden_layers"] = min(talker_layers, t["num_hidden_layers"])
+    p = t["code_predictor_config"]
+    p["num_hidden_layers"] = min(predictor_layers, p["num_hidden_layers"])
+    if "layer_types" in p:
+        p["layer_types"] = p["layer_types"][: p["num_hidden_layers"]]
+    return out
+
+
+def write_random_tts(folder: Path, kind: str, size: str = "1b7", scale: str = "full", *, seed: int = 0) -> Path:
+    """A complete loadable model folder: configs, text tokenizer, talker and speech tokenizer.
+
+    `scale` is "tiny" (shrunk widths, fp32, for tests), "reduced" (official widths, fewer
+    layers) or "full" (the official config); the last two are written in bf16 as the
+    official weights are, so their files have the real size.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    from sisyphus.tts.qwen3.codec import TINY_SHRINK, SpeechTokenizer
+
+    folder = Path(folder)
+    files = official_files(kind, size)
+    config = {"tiny": shrink_config, "reduced": reduce_config, "full": copy.deepcopy}[scale](files["config.json"])
+    extra = {name: content for name, content in files.items()
+             if name not in ("config.json", "generation_config.json", "tokenizer_config.json")}
+    dtype = torch.float32 if scale == "tiny" else torch.bfloat16
+    write_checkpoint(folder, config, files["generation_config.json"], files["tokenizer_config.json"],
+                     seed=seed, dtype=dtype, extra_files=extra)
+    codec_src = OFFICIAL / REPOS[("base", "1b7")] / "speech_tokenizer"  # the same codec for all four models
+    codec = SpeechTokenizer.random(codec_src, seed=seed + 1, shrink=TINY_SHRINK if scale == "tiny" else None)
+    codec.save_pretrained(folder / "speech_tokenizer")
+    return folder

@@ -1,0 +1,74 @@
+"""`tts` stage: time to first audio and real-time factor for a 5 s reply, preset and cloned voice.
+
+First audio is what a listener waits for once a phrase reaches TTS: prompt building,
+prefill and the first `first_chunk_frames` frames plus their decode, with the chunking
+the config sets for `talk`. The real-time factor is the whole reply's wall time over its
+audio length. With random weights the reply is forced to 63 frames (5.04 s at 12.5 Hz)
+with greedy decoding; real weights speak a sentence of about 5 s with the configured seed.
+The cloned voice uses a clone prompt (reference codes and text) built once, outside the
+timing, as `talk` builds it once when a voice is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sisyphus.bench.context import BenchContext
+from sisyphus.bench.stats import repeat
+from sisyphus.frames import MIC_RATE_HZ
+
+FRAME_RATE_HZ = 12.5
+REPLY_FRAMES = 63  # 5.04 s
+# Random weights: any text long enough that the length guard does not cut the 63 frames.
+RANDOM_TEXT = "Hello world, this is the voice test of the assistant reading a reply aloud."
+# Real weights: about five seconds of speech.
+REAL_TEXT = "It is a quarter past three in Paris, and the afternoon looks sunny and mild."
+
+
+def run(ctx: BenchContext) -> None:
+    ctx.say("tts: loading the CustomVoice model")
+    preset = ctx.models.tts("tts_custom")
+    speaker = preset.speakers[0]
+    _measure(ctx, "preset", preset, speaker)
+    ctx.say("tts: loading the Base model and making a clone prompt")
+    base = ctx.models.tts("tts_base")
+    from sisyphus.bench.asr import speech_clip
+
+    clip, clip_text = speech_clip()
+    prompt = base.create_clone_prompt(clip, MIC_RATE_HZ, clip_text)
+    _measure(ctx, "cloned", base, prompt)
+    ctx.report.note("tts", f"preset voice: {speaker}; cloned voice: prompt from {clip.size / MIC_RATE_HZ:.1f} s "
+                           f"of speech with its text ({int(prompt.ref_codes.shape[0])} reference frames)")
+    tts = ctx.config.tts
+    length = (f"forced to {REPLY_FRAMES} frames ({REPLY_FRAMES / FRAME_RATE_HZ:.2f} s), greedy"
+              if ctx.random_weights else f"the sentence {REAL_TEXT!r}")
+    ctx.report.note("tts", f"reply: {length}; first chunk {tts.first_chunk_frames} frames, "
+                           f"then {tts.chunk_frames} per chunk")
+
+
+def _measure(ctx: BenchContext, label: str, model: Any, voice: Any) -> None:
+    """Stream the reply warmup + repeats times; add first-audio and real-time-factor figures."""
+    tts = ctx.config.tts
+    language = None if ctx.config.voice.language == "auto" else ctx.config.voice.language
+    options: dict[str, Any] = {"first_chunk_frames": tts.first_chunk_frames, "chunk_frames": tts.chunk_frames,
+                               "language": language}
+    if ctx.random_weights:
+        text = RANDOM_TEXT
+        options.update(min_frames=REPLY_FRAMES, max_frames=REPLY_FRAMES, greedy=True)
+    else:
+        text = REAL_TEXT
+        options.update(seed=0 if tts.seed is None else tts.seed)
+
+    def once() -> Any:
+        for _ in model.stream(text, voice, **options):
+            pass
+        return model.last_stats
+
+    ctx.say(f"tts: {label} voice")
+    stats = repeat(ctx.warmup, ctx.repeats, once)
+    meta = {"frames": [s.frames for s in stats], "audio_s": [s.audio_s for s in stats]}
+    last = stats[-1]
+    ctx.report.add("tts", f"first audio ({label})", "ms", [s.first_audio_s * 1000 for s in stats],
+                   note=f"{tts.first_chunk_frames} frames", meta=meta)
+    ctx.report.add("tts", f"real-time factor ({label})", "x", [s.real_time_factor for s in stats],
+                   note=f"{last.frames} frames, {last.audio_s:.2f} s of audio", meta=meta)
