@@ -124,7 +124,7 @@ def test_no_audio_device_is_one_line(tmp_path, talk_config):
 
 
 def test_typed_turns_are_spoken_into_the_output_file(tmp_path, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
-    from tests.support.openai_server import Behavior, OpenAITestServer
+    from sisyphus.bench.llm_server import Behavior, OpenAITestServer
 
     with OpenAITestServer(models=("test-model",)) as server:
         server.script(Behavior(reply="Hi there."), Behavior(reply="Goodbye now."))
@@ -146,7 +146,7 @@ def test_typed_turns_are_spoken_into_the_output_file(tmp_path, tiny_glmasr_folde
 
 
 def test_doctor_says_what_works_and_how_to_fix_what_does_not(tmp_path, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
-    from tests.support.openai_server import OpenAITestServer
+    from sisyphus.bench.llm_server import OpenAITestServer
 
     with OpenAITestServer(models=("test-model",)) as server:
         config = write_config(

@@ -83,9 +83,13 @@ def _open_io(config: Config, options: TalkOptions) -> tuple[Any, Any]:
 
 
 def build_session(
-    config: Config, options: TalkOptions, ready: Prepared, view: Any, notify: Any
+    config: Config, options: TalkOptions, ready: Prepared, view: Any, notify: Any, models: ModelSet | None = None
 ) -> tuple[SessionParts, ModelSet]:
-    """Load models per the memory strategy and wire the session's parts."""
+    """Load models per the memory strategy and wire the session's parts.
+
+    `models` lets a caller that already holds loaded models (`sisyphus bench`) run a
+    session on them instead of loading a second copy; `talk` leaves it out.
+    """
     from sisyphus.llm.chunker import PhraseChunker
     from sisyphus.llm.client import ChatClient
     from sisyphus.llm.history import History
@@ -94,9 +98,11 @@ def build_session(
     from sisyphus.vad.endpointer import Endpointer
 
     source, sink, router, voice = ready.source, ready.sink, ready.router, ready.voice
-    device = pick_device(config.device)
-    dtype = pick_dtype(device, config.dtype)
-    models = ModelSet(config, device=device, dtype=dtype, notify=notify, with_asr=source is not None)
+    if models is None:
+        device = pick_device(config.device)
+        dtype = pick_dtype(device, config.dtype)
+        models = ModelSet(config, device=device, dtype=dtype, notify=notify, with_asr=source is not None)
+    device = models.device
     models.load_at_start(ready.tts_key)
 
     events: asyncio.Queue = asyncio.Queue()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.harness import REPO, of_type, talk_command, talk_env, transcript, wait_for_records, write_config
-from tests.support.openai_server import Behavior, OpenAITestServer
+from sisyphus.bench.llm_server import Behavior, OpenAITestServer
 from tests.support.pulse import pulse_available, pulse_devices
 from tests.support.speech import espeak, timeline
 

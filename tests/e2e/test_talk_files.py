@@ -24,7 +24,7 @@ from tests.e2e.harness import (
     wait_for_records,
     write_config,
 )
-from tests.support.openai_server import Behavior, OpenAITestServer
+from sisyphus.bench.llm_server import Behavior, OpenAITestServer
 from tests.support.speech import espeak, timeline
 
 pytestmark = pytest.mark.slow

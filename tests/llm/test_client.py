@@ -15,7 +15,7 @@ from sisyphus.config import LlmConfig
 from sisyphus.errors import LLMError
 from sisyphus.llm.client import ChatClient
 from sisyphus.llm.history import History
-from tests.support.openai_server import CLIENT_CLOSED, Behavior, OpenAITestServer
+from sisyphus.bench.llm_server import CLIENT_CLOSED, Behavior, OpenAITestServer
 
 T = TypeVar("T")
 REPLY = "The quick brown fox jumps over the lazy dog. 你好，世界！"

@@ -14,7 +14,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.support.openai_server import CLIENT_CLOSED, STALLED, Behavior, OpenAITestServer, echo_reply
+from sisyphus.bench.llm_server import CLIENT_CLOSED, STALLED, Behavior, OpenAITestServer, echo_reply
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,7 +118,7 @@ def test_standalone_process() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_server", "--port", str(port), "--reply", "Standalone works.",
+        [sys.executable, "-m", "sisyphus.bench.llm_server", "--port", str(port), "--reply", "Standalone works.",
          "--first-token-ms", "0", "--inter-token-ms", "0"],
         cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

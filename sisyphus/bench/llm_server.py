@@ -3,7 +3,9 @@
 Tests (and the benchmarks) point the real `openai` client at it instead of mocking the
 client, so the whole HTTP path runs: connection setup, status errors, SSE parsing,
 stalls, disconnects and the client closing a stream early. It speaks
-`POST /v1/chat/completions` (streaming SSE and plain JSON) and `GET /v1/models`.
+`POST /v1/chat/completions` (streaming SSE and plain JSON, with a final usage chunk when
+the request sets `stream_options.include_usage`; one delta counts as one token) and
+`GET /v1/models`.
 
 Each chat request takes the next queued `Behavior` (`server.script(...)`) or, when the
 queue is empty, `server.default`. Every request is recorded (`server.requests`) with its
@@ -14,7 +16,7 @@ releases stalled handlers, shuts down open connections and joins the thread.
 
 Standalone, for manual `sisyphus talk` runs::
 
-    python -m tests.support.openai_server --port 8000 --reply "Hello there. How are you?"
+    python -m sisyphus.bench.llm_server --port 8000 --reply "Hello there. How are you?"
     OPENAI_BASE_URL=http://127.0.0.1:8000/v1 SISYPHUS_LLM_MODEL=test-model sisyphus talk
 """
 
@@ -101,6 +103,12 @@ class RequestRecord:
     @property
     def stream(self) -> bool:
         return bool((self.body or {}).get("stream"))
+
+    @property
+    def include_usage(self) -> bool:
+        """The client asked for a final usage chunk (`stream_options.include_usage`)."""
+        options = (self.body or {}).get("stream_options")
+        return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
 class OpenAITestServer:
@@ -324,6 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if behavior.finish_reason is not None:
             self._sse(_chunk(model, {}, behavior.finish_reason))
+        if record.include_usage:
+            # As OpenAI does: one last chunk without choices; one delta counts as one token.
+            self._sse({**_chunk(model, {}, None), "choices": [], "usage": _usage(len(deltas))})
         self._write_chunk(b"data: [DONE]\n\n")
         self._end_chunks()
 
@@ -445,8 +456,12 @@ def _completion(model: str, reply: str) -> dict[str, Any]:
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
         ],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "usage": _usage(0),
     }
+
+
+def _usage(completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": 0, "completion_tokens": completion_tokens, "total_tokens": completion_tokens}
 
 
 def _shutdown_quietly(conn: socket.socket) -> None:
