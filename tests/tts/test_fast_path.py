@@ -122,3 +122,28 @@ def test_cuda_graphs_replay_the_plain_codes(tmp_path):
     assert len(with_graphs) == len(without)
     for a, b in zip(with_graphs, without):
         assert abs(a - b).max() < 1e-4
+
+
+def test_clone_replies_reuse_the_primed_reference_decoder(tmp_path):
+    """A clone reference primes the stream decoder once; every reply copies that state and
+    still decodes exactly what the one-shot decode of reference + reply gives."""
+    import numpy as np
+
+    base = Qwen3TTS.from_pretrained(str(write_tiny_checkpoint(tmp_path / "base", "base", "1b7")))
+    t = np.arange(int(2.0 * 24000)) / 24000
+    audio = (0.2 * np.sin(2 * np.pi * 140 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    prompt = base.create_clone_prompt(audio, 24000, "Hello world, this is the test voice.")
+    assert prompt.ref_codes is not None
+    runs = []
+    for _ in range(3):
+        chunks = list(base.stream(TEXTS[1], prompt, greedy=True, max_frames=9, min_frames=9))
+        runs.append((np.concatenate(chunks), base.last_codes.clone()))
+    assert len(base._primed) == 1
+    for wav, codes in runs[1:]:
+        assert torch.equal(codes, runs[0][1])
+        assert np.array_equal(wav, runs[0][0])
+    spf = base.codec.samples_per_frame
+    ref_frames = prompt.ref_codes.shape[0]
+    one_shot = base.codec.decode(torch.cat((prompt.ref_codes, runs[0][1])))[ref_frames * spf :]
+    assert runs[0][0].shape == one_shot.shape
+    assert float(np.abs(runs[0][0] - one_shot).max()) < 1e-5

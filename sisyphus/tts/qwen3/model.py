@@ -8,6 +8,7 @@ same codes. Setting `cancel` stops between two frames (barge-in).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ import torch
 from sisyphus.errors import ModelError, TTSError
 from sisyphus.tts.qwen3.checkpoint import load_net
 from sisyphus.tts.qwen3.codec import SpeechTokenizer
+from sisyphus.tts.qwen3.codec.streaming import StreamingDecoder
 from sisyphus.tts.qwen3.config import load_configs
 from sisyphus.runtime import fastpath
 from sisyphus.tts.qwen3.generator import FrameGenerator, sampling_key
@@ -36,6 +38,7 @@ GRAPHS_NAME = "tts cuda graphs"
 WARMUP_TEXT = "Hello."
 WARMUP_FRAMES = 4
 CHECK_FRAMES = 8  # greedy frames compared between replayed graphs and eager steps
+PRIMED_REFERENCES = 8  # clone references whose primed stream decoder is kept
 FRAMES_PER_TEXT_TOKEN = 13  # length guard: about one second of audio per text token...
 EXTRA_FRAMES = 38  # ...plus three seconds
 
@@ -85,6 +88,7 @@ class Qwen3TTS:
         self.last_stats: StreamStats | None = None
         self.last_codes: torch.Tensor | None = None
         self.graphs: StepGraphs | None = None  # set up by warmup() on CUDA
+        self._primed: dict[bytes, StreamingDecoder] = {}  # stream decoders primed on clone references
 
     @classmethod
     def from_pretrained(cls, repo_or_folder: str, *, device: str | torch.device = "cpu",
@@ -103,6 +107,7 @@ class Qwen3TTS:
         self.net.to(self.device)
         self.codec.model.to(self.device)
         self.graphs = None
+        self._primed.clear()
         return self
 
     def warmup(self, *, graphs: bool = True) -> None:
@@ -287,9 +292,7 @@ class Qwen3TTS:
 
     def _run(self, gen: FrameGenerator, ref_codes: torch.Tensor | None, cancel: threading.Event | None,
              first_chunk: int, chunk: int, start: float) -> Iterator[np.ndarray]:
-        decoder = self.codec.stream_decoder()
-        if ref_codes is not None:
-            decoder.push(ref_codes)  # left context for the first frames; its audio is the reference's
+        decoder = self._stream_decoder(ref_codes)
         eos = self.cfg.talker.codec_eos_id
         pending: list[torch.Tensor] = []
         frames: list[torch.Tensor] = []
@@ -318,6 +321,23 @@ class Qwen3TTS:
         wall = time.perf_counter() - start
         self.last_stats = StreamStats((first_at or time.perf_counter()) - start, len(frames),
                                       samples / SAMPLE_RATE_HZ, wall, cancelled)
+
+    def _stream_decoder(self, ref_codes: torch.Tensor | None) -> StreamingDecoder:
+        """A streaming decoder; for a clone reference, primed on its codes (left context for
+        the first frames; their audio is the reference's, dropped). Priming a reference
+        costs a decode of the whole reference, so the primed state is kept per reference
+        and copied: only a voice's first reply pays for it."""
+        if ref_codes is None:
+            return self.codec.stream_decoder()
+        key = hashlib.sha1(ref_codes.to(torch.int64).cpu().numpy().tobytes()).digest()
+        primed = self._primed.pop(key, None)
+        if primed is None:
+            primed = self.codec.stream_decoder()
+            primed.push(ref_codes)
+        self._primed[key] = primed  # most recently used last
+        while len(self._primed) > PRIMED_REFERENCES:
+            self._primed.pop(next(iter(self._primed)))
+        return primed.copy()
 
     def synthesize(self, text: str, voice: str | ClonePrompt, **kwargs) -> np.ndarray:
         """One-shot: the whole utterance as one float32 array at 24 kHz."""

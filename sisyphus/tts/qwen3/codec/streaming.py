@@ -81,6 +81,17 @@ class StreamingDecoder:
             done += take
         return np.concatenate(pieces)
 
+    def copy(self) -> StreamingDecoder:
+        """An independent decoder in the same state (e.g. primed on a clone reference once,
+        then copied for every reply). The cache entries are never written in place, only
+        replaced, so a shallow copy of the cache is a true copy of the state."""
+        twin = StreamingDecoder(self._decoder, chunk_frames=self._chunk_frames,
+                                left_context_frames=self._left_context_frames)
+        twin._cache = dict(self._cache)
+        twin._recent = self._recent
+        twin.frames_pushed = self.frames_pushed
+        return twin
+
     def _run(self, codes: torch.Tensor) -> np.ndarray:
         batch = codes.to(self._param.device).T.unsqueeze(0)
         with torch.inference_mode():
