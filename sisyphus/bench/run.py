@@ -77,6 +77,9 @@ def run_bench(config: Config, options: BenchOptions, console: Any, progress: Any
     from sisyphus.runtime.device import pick_device, pick_dtype
 
     check_options(options)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # loading bars would tear through the progress lines
     device = pick_device(config.device)
     dtype = pick_dtype(device, config.dtype)
     say = _sayer(progress)
