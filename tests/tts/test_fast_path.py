@@ -147,3 +147,25 @@ def test_clone_replies_reuse_the_primed_reference_decoder(tmp_path):
     one_shot = base.codec.decode(torch.cat((prompt.ref_codes, runs[0][1])))[ref_frames * spf :]
     assert runs[0][0].shape == one_shot.shape
     assert float(np.abs(runs[0][0] - one_shot).max()) < 1e-5
+
+
+def test_vocoder_in_half_precision_keeps_the_encoder_in_fp32(tmp_path):
+    """What a bf16 model gets on a GPU by default (as the official package runs its codec):
+    the vocoder in bf16, clone encoding still fp32, streaming still equal to one-shot."""
+    import numpy as np
+
+    folder = write_tiny_checkpoint(tmp_path / "base", "base", "1b7")
+    full = Qwen3TTS.from_pretrained(str(folder))
+    half = Qwen3TTS.from_pretrained(str(folder), codec_dtype=torch.bfloat16)
+    assert next(half.codec.model.decoder.parameters()).dtype == torch.bfloat16
+    assert half.codec.dtype == torch.float32  # the encoder's
+    t = np.arange(int(2.0 * 24000)) / 24000
+    audio = (0.2 * np.sin(2 * np.pi * 140 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    prompts = [m.create_clone_prompt(audio, 24000, "Hello world, this is the test voice.") for m in (full, half)]
+    assert torch.equal(prompts[0].ref_codes, prompts[1].ref_codes)
+    wavs = [np.concatenate(list(m.stream(TEXTS[1], p, greedy=True, max_frames=9, min_frames=9)))
+            for m, p in zip((full, half), prompts)]
+    assert torch.equal(full.last_codes, half.last_codes)
+    assert wavs[1].dtype == np.float32 and wavs[1].shape == wavs[0].shape
+    peak = float(np.abs(wavs[0]).max())
+    assert 0 < float(np.abs(wavs[1] - wavs[0]).max()) < 0.1 * peak  # bf16 rounding, same sound
