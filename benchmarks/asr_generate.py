@@ -9,10 +9,9 @@ dynamic KV cache grown token by token, no compilation). Sisyphus's side is
 builds the static-cache, CUDA-graph decode step; on a CPU it decodes with `generate` too.
 
 Both sides load the same folder in the same process with the same device and dtype,
-transcribe the same 2, 5, 10 and 20 s of speech (espeak-ng sentences looped, made on the
-fly; synthetic voiced audio without espeak-ng), and with random weights are forced to the
-same transcript length (min_new_tokens = max_new_tokens = 3.5 tokens per second of audio),
-so both do the same decode work. Each side warms up first; repeats alternate which side
+transcribe the same 2, 5, 10 and 20 s of speech (the packaged espeak-ng clips, looped),
+and with random weights are forced to the same transcript length (min_new_tokens =
+max_new_tokens = 3.5 tokens per second of audio), so both do the same decode work. Each side warms up first; repeats alternate which side
 goes first; the time is the whole call (features, encoder, prefill, decode, detokenise).
 
     python benchmarks/asr_generate.py                          # random weights, reduced size
@@ -28,29 +27,20 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-RATE_HZ = 16_000
+from sisyphus.bench.asr import TOKENS_PER_S, forced_tokens, speech_audio
+from sisyphus.bench.stats import timed
+
 DURATIONS_S = (2, 5, 10, 20)
-TOKENS_PER_S = 3.5  # as `sisyphus bench`: English speech is about 3-4 tokens a second
 CARD_MAX_NEW_TOKENS = 500  # the model card's generate call, used with real weights
 TARGET_5S_MS = 100.0
-SENTENCES = (
-    "What time is it in Paris right now?",
-    "Tell me a short joke about cats.",
-    "How is the weather going to be today?",
-    "Thank you, that is all for now.",
-)
 
 
 def say(text: str = "") -> None:
@@ -65,48 +55,7 @@ def load_average() -> float:
 # ---------------------------------------------------------------- inputs
 
 
-def speech(seconds: float) -> tuple[np.ndarray, str]:
-    """`seconds` of 16 kHz speech and where it came from."""
-    clips = espeak_clips()
-    n = round(seconds * RATE_HZ)
-    if not clips:
-        t = np.arange(n) / RATE_HZ
-        pitch = 120 + 20 * np.sin(2 * np.pi * 0.5 * t)
-        voiced = sum(np.sin(2 * np.pi * k * np.cumsum(pitch) / RATE_HZ) / k for k in range(1, 8))
-        envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
-        return (0.1 * voiced * envelope).astype(np.float32), "synthetic voiced audio (espeak-ng not found)"
-    gap = np.zeros(int(0.3 * RATE_HZ), np.float32)
-    pieces, total = [], 0
-    while total < n:
-        clip = clips[len(pieces) // 2 % len(clips)]
-        pieces += [clip, gap]
-        total += clip.size + gap.size
-    return np.concatenate(pieces)[:n], "espeak-ng sentences (en-us, 160 wpm), looped"
-
-
-_CLIPS: list[np.ndarray] | None = None
-
-
-def espeak_clips() -> list[np.ndarray]:
-    global _CLIPS
-    if _CLIPS is None:
-        _CLIPS = [] if shutil.which("espeak-ng") is None else [espeak(text) for text in SENTENCES]
-    return _CLIPS
-
-
-def espeak(text: str) -> np.ndarray:
-    import librosa
-    import soundfile as sf
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(path), text], check=True,
-                       capture_output=True)
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != RATE_HZ:
-        audio = librosa.resample(audio, orig_sr=rate, target_sr=RATE_HZ)
-    return audio.astype(np.float32)
+AUDIO = "the packaged espeak-ng clips (sisyphus/bench/clips), looped with 0.3 s gaps"
 
 
 def checkpoint(args: argparse.Namespace) -> tuple[Path, bool]:
@@ -158,26 +107,14 @@ def plain_call(plain: tuple[Any, Any], audio: np.ndarray, tokens: int | None) ->
     return ids.tolist()
 
 
-def timed(device: str, call: Callable[[], list[int]]) -> tuple[float, list[int]]:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    ids = call()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, ids
-
-
 # ---------------------------------------------------------------- the run
 
 
 def measure(args: argparse.Namespace, ours: Any, plain: tuple[Any, Any], random: bool) -> list[dict]:
     rows = []
     for seconds in args.durations:
-        audio, _ = speech(seconds)
-        tokens = max(1, round(TOKENS_PER_S * seconds)) if random else None
+        audio = speech_audio(seconds)
+        tokens = forced_tokens(seconds) if random else None
         sides = {
             "ours": lambda audio=audio, tokens=tokens: ours_call(ours, audio, tokens),
             "plain": lambda audio=audio, tokens=tokens: plain_call(plain, audio, tokens),
@@ -247,7 +184,7 @@ def environment(args: argparse.Namespace, folder: Path, random: bool, dtype: Any
         "transformers": transformers.__version__,
         "cuda": torch.version.cuda,
         "fast_paths": {name: state.describe() for name, state in fastpath.states().items()},
-        "audio": speech(1)[1],
+        "audio": AUDIO,
         "forced_tokens_per_s": TOKENS_PER_S if random else None,
     }
 
@@ -284,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from sisyphus.asr.glm import pick_dtype
+    from sisyphus.runtime.device import pick_dtype
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")

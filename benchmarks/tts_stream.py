@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -59,7 +58,9 @@ def emit(payload: dict) -> None:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from sisyphus.bench.memory import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def speak_ours(model: Qwen3TTS, args: argparse.Namespace) -> dict:
@@ -173,20 +174,12 @@ def ensure_checkpoint(cache: Path, size: str, shrink: bool, seed: int) -> Path:
     folder = cache / name
     if (folder / ".complete").exists():
         return folder
-    import torch
-
-    from sisyphus.tts.qwen3.codec import TINY_SHRINK, SpeechTokenizer
-    from sisyphus.tts.qwen3.synthetic import OFFICIAL, REPOS, write_random_model
+    from sisyphus.tts.qwen3.synthetic import write_random_tts
 
     partial = cache / f"{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     # Full-size weights are written in bf16 as the official ones are; fp32 runs upcast them on both sides.
-    write_random_model(partial, "custom_voice", size, shrink=shrink, seed=seed,
-                       dtype=torch.float32 if shrink else torch.bfloat16)
-    codec_src = OFFICIAL / REPOS[("base", "1b7")] / "speech_tokenizer"  # the same codec for all four models
-    codec = SpeechTokenizer.random(codec_src, seed=seed + 1, shrink=TINY_SHRINK if shrink else None)
-    codec.save_pretrained(partial / "speech_tokenizer")
-    del codec
+    write_random_tts(partial, "custom_voice", size, "tiny" if shrink else "full", seed=seed)
     (partial / ".complete").write_text("")
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)

@@ -16,6 +16,16 @@ MIC_RATE_HZ = 16_000
 SPEAKER_RATE_HZ = 24_000
 
 
+def mono_samples(samples: np.ndarray) -> np.ndarray:
+    """A 1-D view of mono audio given as (n,), (n, 1) or (1, n); anything else is a ValueError."""
+    audio = np.asarray(samples)
+    if audio.ndim == 2 and 1 in audio.shape:
+        audio = audio.reshape(-1)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio (1-D samples), got shape {audio.shape}")
+    return audio
+
+
 @dataclass(frozen=True)
 class AudioBlock:
     """A block of microphone (or --input file) audio at 16 kHz."""

@@ -33,7 +33,8 @@ from sisyphus.asr.checkpoint import (
 )
 from sisyphus.asr.fast import StaticDecoder, unsupported_settings
 from sisyphus.errors import ConfigError, ModelError
-from sisyphus.frames import MIC_RATE_HZ
+from sisyphus.frames import MIC_RATE_HZ, mono_samples
+from sisyphus.runtime.device import pick_device, pick_dtype
 from sisyphus.runtime import fastpath
 
 log = logging.getLogger(__name__)
@@ -58,40 +59,6 @@ SELF_CHECK_TOKENS = 16
 FAST_NAME = "asr static cache + compiled decode"
 ATTENTION_NAME = "asr flash attention"
 DECODE_MODES = ("auto", "plain", "static", "compiled")
-
-
-def pick_dtype(device: str, requested: str) -> torch.dtype:
-    """The compute dtype for a device: "auto" is bf16 on CUDA (fp16 on GPUs without bf16), fp32 on CPU.
-
-    An explicit "bf16" on a CUDA device without bf16 falls back to fp16 with a warning,
-    because refusing to start is worse than a slightly different precision.
-    """
-    names = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if requested not in (*names, "auto"):
-        raise ConfigError(f"dtype: must be one of auto, bf16, fp16, fp32, got {requested!r}", "fix --dtype")
-    on_cuda = device.startswith("cuda")
-    if requested == "auto":
-        if not on_cuda:
-            return torch.float32
-        return torch.bfloat16 if _cuda_has_bf16(device) else torch.float16
-    if requested == "bf16" and on_cuda and not _cuda_has_bf16(device):
-        log.warning("%s does not support bf16; using fp16", device)
-        return torch.float16
-    return names[requested]
-
-
-def _cuda_has_bf16(device: str) -> bool:
-    index = torch.device(device).index
-    major, _ = torch.cuda.get_device_capability(index if index is not None else torch.cuda.current_device())
-    return major >= 8
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {device} requested but CUDA is not available", "use --device cpu")
-    return device
 
 
 class GlmAsrEngine:
@@ -136,7 +103,7 @@ class GlmAsrEngine:
         """Load from a local folder or a Hub repo already in the local cache (never downloads)."""
         folder = resolve_model_folder(repo_or_folder, what=WHAT, pull_hint=PULL_HINT, cache_dir=cache_dir)
         _check_folder(folder)
-        device = _resolve_device(device)
+        device = pick_device(device)
         dtype = dtype or pick_dtype(device, "auto")
         started = time.perf_counter()
         processor = _load_processor(folder)
@@ -299,11 +266,7 @@ def new_token_budget(duration_s: float) -> int:
 
 
 def _as_audio(samples: np.ndarray) -> np.ndarray:
-    audio = np.asarray(samples)
-    if audio.ndim == 2 and 1 in audio.shape:
-        audio = audio.reshape(-1)
-    if audio.ndim != 1:
-        raise ValueError(f"expected mono audio (1-D samples), got shape {audio.shape}")
+    audio = mono_samples(samples)
     audio = np.nan_to_num(audio.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0)
     return np.clip(audio, -1.0, 1.0)
 

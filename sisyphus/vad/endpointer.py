@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from sisyphus.config import VadConfig
-from sisyphus.frames import MIC_RATE_HZ, SpeechStarted, Utterance
+from sisyphus.frames import MIC_RATE_HZ, SpeechStarted, Utterance, mono_samples
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +234,7 @@ class Endpointer:
 
 
 def _as_mono_float32(samples: np.ndarray) -> np.ndarray:
-    block = np.asarray(samples)
-    if block.ndim == 2 and 1 in block.shape:
-        block = block.reshape(-1)
-    if block.ndim != 1:
-        raise ValueError(f"expected mono audio (1-D samples), got shape {block.shape}")
+    block = mono_samples(samples)
     if np.issubdtype(block.dtype, np.integer):
         return (block.astype(np.float32) / 32768.0).astype(np.float32)
     return block.astype(np.float32, copy=False)

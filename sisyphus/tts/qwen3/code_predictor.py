@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sisyphus.tts.qwen3.config import PredictorConfig
-from sisyphus.tts.qwen3.layers import DecoderLayer, KVCache, RMSNorm, Rotary, run_layers, step_inputs
+from sisyphus.tts.qwen3.layers import KVCache, RMSNorm, Rotary, decoder_layers, run_layers, step_inputs
 
 # pick(logits (1, vocab), group) -> code tensor of shape (1,), group = 1..15
 Picker = Callable[[torch.Tensor, int], torch.Tensor]
@@ -22,11 +22,7 @@ Picker = Callable[[torch.Tensor, int], torch.Tensor]
 class PredictorModel(nn.Module):
     def __init__(self, cfg: PredictorConfig, talker_hidden: int) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            DecoderLayer(cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads,
-                         cfg.head_dim, cfg.rms_norm_eps)
-            for _ in range(cfg.num_layers)
-        )
+        self.layers = decoder_layers(cfg)
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         # Embeddings of codebooks 1..15 live in the talker's width; the projection maps them.
         self.codec_embedding = nn.ModuleList(

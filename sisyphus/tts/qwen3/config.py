@@ -118,9 +118,9 @@ def _get(d: dict[str, Any], key: str, where: str) -> Any:
     return d[key]
 
 
-def _predictor(d: dict[str, Any]) -> PredictorConfig:
-    w = "config.json talker_config.code_predictor_config"
-    return PredictorConfig(
+def _decoder_fields(d: dict[str, Any], w: str) -> dict[str, Any]:
+    """The decoder-stack sizes the talker and the code predictor both read."""
+    return dict(
         hidden_size=int(_get(d, "hidden_size", w)),
         intermediate_size=int(_get(d, "intermediate_size", w)),
         num_layers=int(_get(d, "num_hidden_layers", w)),
@@ -129,6 +129,13 @@ def _predictor(d: dict[str, Any]) -> PredictorConfig:
         head_dim=int(d.get("head_dim") or d["hidden_size"] // d["num_attention_heads"]),
         rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
         rope_theta=float(d.get("rope_theta", 10000.0)),
+    )
+
+
+def _predictor(d: dict[str, Any]) -> PredictorConfig:
+    w = "config.json talker_config.code_predictor_config"
+    return PredictorConfig(
+        **_decoder_fields(d, w),
         vocab_size=int(_get(d, "vocab_size", w)),
         num_code_groups=int(_get(d, "num_code_groups", w)),
     )
@@ -139,14 +146,7 @@ def _talker(d: dict[str, Any]) -> TalkerConfig:
     rope = d.get("rope_scaling") or {}
     dialect = {k: (v if isinstance(v, str) else None) for k, v in d.get("spk_is_dialect", {}).items()}
     return TalkerConfig(
-        hidden_size=int(_get(d, "hidden_size", w)),
-        intermediate_size=int(_get(d, "intermediate_size", w)),
-        num_layers=int(_get(d, "num_hidden_layers", w)),
-        num_heads=int(_get(d, "num_attention_heads", w)),
-        num_kv_heads=int(_get(d, "num_key_value_heads", w)),
-        head_dim=int(d.get("head_dim") or d["hidden_size"] // d["num_attention_heads"]),
-        rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
-        rope_theta=float(d.get("rope_theta", 10000.0)),
+        **_decoder_fields(d, w),
         mrope_section=tuple(int(x) for x in rope.get("mrope_section", ())),
         mrope_interleaved=bool(rope.get("interleaved", False)),
         vocab_size=int(_get(d, "vocab_size", w)),

@@ -36,12 +36,15 @@ class StepGraphs:
     def __init__(self, talker: Talker, capacity: int = CAPACITY) -> None:
         self.talker = talker
         self.state = StepState(talker, capacity)
-        self.capacity = capacity
         self._bodies: dict[SamplingKey, StepBody] = {}
         self._graphs: dict[tuple[SamplingKey, int], torch.cuda.CUDAGraph] = {}
         self._pool: tuple[int, int] | None = None  # made at the first capture (CUDA only)
         self._stream: torch.cuda.Stream | None = None
         self.owner: object | None = None  # the FrameGenerator whose utterance the state holds
+
+    @property
+    def capacity(self) -> int:
+        return self.state.capacity
 
     def fits(self, prompt_len: int, max_frames: int) -> bool:
         return prompt_len + max_frames + 1 <= self.capacity

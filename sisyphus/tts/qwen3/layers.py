@@ -8,6 +8,8 @@ every step has the same shapes, which is what CUDA-graph capture needs later.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -156,6 +158,15 @@ class DecoderLayer(nn.Module):
                 layer: int, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), rope, cache, layer, positions, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def decoder_layers(cfg: Any) -> nn.ModuleList:
+    """The decoder stack of a talker or code-predictor config (same fields in both)."""
+    return nn.ModuleList(
+        DecoderLayer(cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim,
+                     cfg.rms_norm_eps)
+        for _ in range(cfg.num_layers)
+    )
 
 
 def step_inputs(rotary: Rotary, positions: torch.Tensor, span: int, dtype: torch.dtype) -> tuple[Rope, torch.Tensor]:

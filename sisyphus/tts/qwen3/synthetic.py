@@ -138,12 +138,16 @@ def official_files(kind: str, size: str) -> dict[str, dict[str, Any]]:
 def write_random_model(folder: Path, kind: str, size: str, *, shrink: bool = True, seed: int = 0,
                        dtype: torch.dtype = torch.float32) -> Path:
     """A model folder (configs, text tokenizer, random talker weights) without the speech tokenizer."""
+    return _write_talker(folder, kind, size, shrink_config if shrink else copy.deepcopy, seed, dtype)
+
+
+def _write_talker(folder: Path, kind: str, size: str, make_config: Any, seed: int, dtype: torch.dtype) -> Path:
+    """The official files of (kind, size) with `make_config` applied to config.json, random weights."""
     files = official_files(kind, size)
-    config = shrink_config(files["config.json"]) if shrink else files["config.json"]
     extra = {name: content for name, content in files.items()
              if name not in ("config.json", "generation_config.json", "tokenizer_config.json")}
-    return write_checkpoint(folder, config, files["generation_config.json"], files["tokenizer_config.json"],
-                            seed=seed, dtype=dtype, extra_files=extra)
+    return write_checkpoint(folder, make_config(files["config.json"]), files["generation_config.json"],
+                            files["tokenizer_config.json"], seed=seed, dtype=dtype, extra_files=extra)
 
 
 SCALES = ("tiny", "reduced", "full")
@@ -179,13 +183,8 @@ def write_random_tts(folder: Path, kind: str, size: str = "1b7", scale: str = "f
     from sisyphus.tts.qwen3.codec import TINY_SHRINK, SpeechTokenizer
 
     folder = Path(folder)
-    files = official_files(kind, size)
-    config = {"tiny": shrink_config, "reduced": reduce_config, "full": copy.deepcopy}[scale](files["config.json"])
-    extra = {name: content for name, content in files.items()
-             if name not in ("config.json", "generation_config.json", "tokenizer_config.json")}
-    dtype = torch.float32 if scale == "tiny" else torch.bfloat16
-    write_checkpoint(folder, config, files["generation_config.json"], files["tokenizer_config.json"],
-                     seed=seed, dtype=dtype, extra_files=extra)
+    make_config = {"tiny": shrink_config, "reduced": reduce_config, "full": copy.deepcopy}[scale]
+    _write_talker(folder, kind, size, make_config, seed, torch.float32 if scale == "tiny" else torch.bfloat16)
     codec_src = OFFICIAL / REPOS[("base", "1b7")] / "speech_tokenizer"  # the same codec for all four models
     codec = SpeechTokenizer.random(codec_src, seed=seed + 1, shrink=TINY_SHRINK if scale == "tiny" else None)
     codec.save_pretrained(folder / "speech_tokenizer")

@@ -12,17 +12,13 @@ from torch import nn
 
 from sisyphus.tts.qwen3.code_predictor import CodePredictor
 from sisyphus.tts.qwen3.config import ModelConfig, TalkerConfig
-from sisyphus.tts.qwen3.layers import DecoderLayer, KVCache, RMSNorm, Rotary, run_layers, step_inputs
+from sisyphus.tts.qwen3.layers import KVCache, RMSNorm, Rotary, decoder_layers, run_layers, step_inputs
 
 
 class TalkerModel(nn.Module):
     def __init__(self, cfg: TalkerConfig) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            DecoderLayer(cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads,
-                         cfg.head_dim, cfg.rms_norm_eps)
-            for _ in range(cfg.num_layers)
-        )
+        self.layers = decoder_layers(cfg)
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.codec_embedding = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.text_embedding = nn.Embedding(cfg.text_vocab_size, cfg.text_hidden_size)
