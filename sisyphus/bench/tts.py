@@ -4,9 +4,12 @@ First audio is what a listener waits for once a phrase reaches TTS: prompt build
 prefill and the first `first_chunk_frames` frames plus their decode, with the chunking
 the config sets for `talk`. The real-time factor is the whole reply's wall time over its
 audio length. With random weights the reply is forced to 63 frames (5.04 s at 12.5 Hz)
-with greedy decoding; real weights speak a sentence of about 5 s with the configured seed.
+(end of speech blocked until then); real weights speak a sentence of about 5 s.
 The cloned voice uses a clone prompt (reference codes and text) built once, outside the
 timing, as `talk` builds it once when a voice is loaded.
+
+Codes are chosen as `talk` chooses them (the checkpoint's sampling settings, `tts.seed`),
+so the bench times the path a conversation runs, CUDA graphs included.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def run(ctx: BenchContext) -> None:
     ctx.report.note("tts", f"preset voice: {speaker}; cloned voice: prompt from {clip.size / MIC_RATE_HZ:.1f} s "
                            f"of speech with its text ({int(prompt.ref_codes.shape[0])} reference frames)")
     tts = ctx.config.tts
-    length = (f"forced to {REPLY_FRAMES} frames ({REPLY_FRAMES / FRAME_RATE_HZ:.2f} s), greedy"
+    length = (f"forced to {REPLY_FRAMES} frames ({REPLY_FRAMES / FRAME_RATE_HZ:.2f} s), sampled as talk samples"
               if ctx.random_weights else f"the sentence {REAL_TEXT!r}")
     ctx.report.note("tts", f"reply: {length}; first chunk {tts.first_chunk_frames} frames, "
                            f"then {tts.chunk_frames} per chunk")
@@ -51,13 +54,11 @@ def _measure(ctx: BenchContext, label: str, model: Any, voice: Any) -> None:
     tts = ctx.config.tts
     language = None if ctx.config.voice.language == "auto" else ctx.config.voice.language
     options: dict[str, Any] = {"first_chunk_frames": tts.first_chunk_frames, "chunk_frames": tts.chunk_frames,
-                               "language": language}
+                               "language": language, "seed": tts.seed}
+    text = REAL_TEXT
     if ctx.random_weights:
         text = RANDOM_TEXT
-        options.update(min_frames=REPLY_FRAMES, max_frames=REPLY_FRAMES, greedy=True)
-    else:
-        text = REAL_TEXT
-        options.update(seed=0 if tts.seed is None else tts.seed)
+        options.update(min_frames=REPLY_FRAMES, max_frames=REPLY_FRAMES)
 
     def once() -> Any:
         for _ in model.stream(text, voice, **options):
@@ -66,7 +67,8 @@ def _measure(ctx: BenchContext, label: str, model: Any, voice: Any) -> None:
 
     ctx.say(f"tts: {label} voice")
     stats = repeat(ctx.warmup, ctx.repeats, once)
-    meta = {"frames": [s.frames for s in stats], "audio_s": [s.audio_s for s in stats]}
+    meta = {"frames": [s.frames for s in stats], "audio_s": [s.audio_s for s in stats],
+            "graphed": [s.graphed for s in stats]}
     last = stats[-1]
     ctx.report.add("tts", f"first audio ({label})", "ms", [s.first_audio_s * 1000 for s in stats],
                    note=f"{tts.first_chunk_frames} frames", meta=meta)

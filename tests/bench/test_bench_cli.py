@@ -79,7 +79,7 @@ def test_random_weights_generate_the_forced_lengths(tiny_run):
     assert rtf["note"] == "63 frames, 5.04 s of audio"
     notes = [n["text"] for n in report["notes"]]
     assert any("forced to 3.5 tokens per second" in n for n in notes)
-    assert any("forced to 63 frames (5.04 s), greedy" in n for n in notes)
+    assert any("forced to 63 frames (5.04 s), sampled as talk samples" in n for n in notes)
 
 
 def test_vad_and_memory_figures(tiny_run):

@@ -111,9 +111,12 @@ def test_cuda_graphs_replay_the_plain_codes(tmp_path):
     assert model.graphs is not None
     replayed = frames(model, TEXTS[0], 30, graphs=model.graphs, replay=True)
     assert torch.equal(replayed.cpu(), plain.cpu())
-    # Sampling (the talk default) replays too and stays within the codebook.
-    sampled = frames(model, TEXTS[2], 20, graphs=model.graphs, greedy=False, replay=True)
+    # Sampling (the talk default) replays too: with one seed, the eager codes.
+    sampled = frames(model, TEXTS[2], 20, graphs=model.graphs, greedy=False, seed=5, replay=True)
     assert sampled.shape == (20, 16) and int(sampled.max()) < model.cfg.talker.vocab_size
+    assert torch.equal(sampled.cpu(), frames(model, TEXTS[2], 20, graphs=None, greedy=False, seed=5).cpu())
+    assert not torch.equal(sampled.cpu(), frames(model, TEXTS[2], 20, graphs=model.graphs, greedy=False, seed=6,
+                                                 replay=True).cpu())
     # Streaming through the graphs gives the same audio as the plain path (fp tolerance).
     with_graphs = list(model.stream(TEXTS[1], model.speakers[0], greedy=True, max_frames=8, min_frames=8))
     graphs, model.graphs = model.graphs, None
@@ -169,3 +172,21 @@ def test_vocoder_in_half_precision_keeps_the_encoder_in_fp32(tmp_path):
     assert wavs[1].dtype == np.float32 and wavs[1].shape == wavs[0].shape
     peak = float(np.abs(wavs[0]).max())
     assert 0 < float(np.abs(wavs[1] - wavs[0]).max()) < 0.1 * peak  # bf16 rounding, same sound
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_nonfinite_logits_in_replayed_frames_keep_the_cuda_context(tmp_path):
+    """NaN logits while sampling on replayed graphs: no device-side assert; the phrase ends,
+    the graphs are dropped with a reason, and the CUDA context keeps working."""
+    model = Qwen3TTS.from_pretrained(str(write_tiny_checkpoint(tmp_path / "cv")), device="cuda",
+                                     dtype=torch.float32)
+    model.warmup()
+    assert model.graphs is not None
+    with torch.no_grad():
+        model.talker.code_predictor.lm_head[2].weight[7, :] = float("nan")
+    chunks = list(model.stream(TEXTS[0], model.speakers[0], max_frames=20, min_frames=20))
+    assert chunks == [] and model.last_stats.frames == 0
+    state = fastpath.states()[GRAPHS_NAME]
+    assert not state.enabled and "non-finite" in state.detail and model.graphs is None
+    torch.cuda.synchronize()
+    assert float(torch.ones(4, device="cuda").sum()) == 4.0

@@ -3,11 +3,20 @@
 One step = choose codebook 0 from the talker's logits, let the code predictor fill
 codebooks 1..15, and run the talker on the frame's summed embedding (plus the next
 trailing text token). A step reads and writes only the device buffers of a `StepState`
-(caches, last hidden state and logits, frame counter, prompt length, trailing-text table,
-codes chosen so far); its only host value is the attention span, fixed within a bucket of
-SPAN_BUCKET cache slots. So a step can be captured as a CUDA graph per span bucket
-(graphs.py) and replayed, and the only host read per frame is its 16 codes, which the
-caller needs anyway. Without graphs the same step body runs eagerly: the plain path.
+(caches, last hidden state and logits, frame counter, prompt length, end-of-speech gate,
+trailing-text table, codes chosen so far, its random generator); its only host value is
+the attention span, fixed within a bucket of SPAN_BUCKET cache slots. So a step can be
+captured as a CUDA graph per span bucket (graphs.py) and replayed, and the only host read
+per frame is its 16 codes, which the caller needs anyway. Without graphs the same step
+body runs eagerly: the plain path.
+
+Draws come from the state's own generator, seeded per utterance (the reply's seed, or a
+fresh random one), so a seeded reply gives the same codes eagerly and replayed.
+
+Logits that are not finite (an fp16 overflow, a broken checkpoint) never reach the draw:
+`multinomial` on NaN probabilities is a device-side assert on CUDA, which kills the CUDA
+context and every model in it. The step sets `state.nonfinite`, draws from a harmless
+distribution instead and emits end-of-speech, so the phrase ends and the caller can say why.
 """
 
 from __future__ import annotations
@@ -38,19 +47,22 @@ class StepRecord:
 
 @dataclass(frozen=True)
 class SamplingKey:
-    """Everything a captured step bakes in besides the span: how codes are chosen."""
+    """Everything a captured step bakes in besides the span: how codes are chosen.
+
+    The end-of-speech gate (`min_frames`) and the seed are per-utterance values in the
+    StepState, so one capture serves every reply length and seed.
+    """
 
     main: SamplingParams
     sub: SamplingParams
     repetition_penalty: float
-    min_frames: int
 
 
-def sampling_key(sampling: SamplingConfig, *, greedy: bool, min_frames: int) -> SamplingKey:
+def sampling_key(sampling: SamplingConfig, *, greedy: bool) -> SamplingKey:
     main = SamplingParams(sampling.do_sample and not greedy, sampling.temperature, sampling.top_k, sampling.top_p)
     sub = SamplingParams(sampling.sub_do_sample and not greedy, sampling.sub_temperature, sampling.sub_top_k,
                          sampling.sub_top_p)
-    return SamplingKey(main, sub, sampling.repetition_penalty, min_frames)
+    return SamplingKey(main, sub, sampling.repetition_penalty)
 
 
 class StepState:
@@ -74,10 +86,22 @@ class StepState:
         self.frame_t = torch.zeros(1, dtype=torch.long, device=p.device)
         self.prompt_len_t = torch.zeros(1, dtype=torch.long, device=p.device)
         self.n_trailing_t = torch.zeros(1, dtype=torch.long, device=p.device)
+        self.min_frames_t = torch.zeros(1, dtype=torch.long, device=p.device)  # end-of-speech blocked before this
+        self.nonfinite = torch.zeros(1, dtype=torch.bool, device=p.device)  # some logits were NaN/inf
         self.text_table = torch.zeros(1, capacity, cfg.hidden_size, dtype=p.dtype, device=p.device)
+        # Every draw of a step comes from here; graphs register it, so replays draw from it too.
+        self.rng = torch.Generator(device=p.device)
 
-    def load(self, talker: Talker, prefill: torch.Tensor, trailing: torch.Tensor, tts_pad: torch.Tensor) -> int:
-        """Prefill an utterance: fill the cache, the text table and the counters; returns the prompt length."""
+    def load(self, talker: Talker, prefill: torch.Tensor, trailing: torch.Tensor, tts_pad: torch.Tensor,
+             *, min_frames: int = 2, seed: int | None = None) -> int:
+        """Prefill an utterance: fill the cache, the text table, the counters and the gate, seed
+        the draws (`seed`, or a fresh random seed); returns the prompt length."""
+        if seed is None:
+            self.rng.seed()
+        else:
+            self.rng.manual_seed(int(seed))
+        self.min_frames_t.fill_(min_frames)
+        self.nonfinite.zero_()
         dtype = self.hidden.dtype
         prompt_len, n_trailing = prefill.shape[1], trailing.shape[1]
         # Trailing text then tts_pad: frame f reads row min(f, n_trailing).
@@ -106,11 +130,13 @@ class StepBody:
     Called eagerly by the plain path, and once per span bucket under CUDA-graph capture.
     """
 
-    def __init__(self, talker: Talker, state: StepState, key: SamplingKey, gen: torch.Generator | None) -> None:
-        self.talker, self.state, self.key, self.gen = talker, state, key, gen
+    def __init__(self, talker: Talker, state: StepState, key: SamplingKey) -> None:
+        self.talker, self.state, self.key, self.gen = talker, state, key, state.rng
         cfg = talker.cfg
+        device = state.hidden.device
         self.sampler = TalkerSampler(cfg.vocab_size, cfg.codec_eos_id, key.main, key.repetition_penalty,
-                                     key.min_frames, state.hidden.device, gen, seen=state.seen)
+                                     state.min_frames_t, device, state.rng, seen=state.seen)
+        self.eos = torch.full((1,), cfg.codec_eos_id, dtype=torch.long, device=device)
 
     def __call__(self, span: int, force: torch.Tensor | None = None,
                  record: list[StepRecord] | None = None) -> None:
@@ -124,6 +150,7 @@ class StepBody:
         if record is not None:
             record.append(StepRecord(s.logits.detach().float().clone(), sub_logits))
         if force is None:
+            _flag_nonfinite(s.nonfinite, s.logits)
             code0 = self.sampler.pick(s.logits, s.frame_t)
             pick = self._sub_pick
         else:
@@ -136,12 +163,18 @@ class StepBody:
         hidden, logits = t.forward_embeds(e0 + rest_sum + text, s.cache, s.frame_t + s.prompt_len_t, span)
         s.hidden.copy_(hidden)
         s.logits.copy_(logits)
-        s.codes[:1].copy_(code0)
+        s.codes[:1].copy_(torch.where(s.nonfinite, self.eos, code0) if force is None else code0)
         s.codes[1:].copy_(rest)
         s.frame_t.add_(1)
 
     def _sub_pick(self, logits: torch.Tensor, group: int) -> torch.Tensor:
+        _flag_nonfinite(self.state.nonfinite, logits)
         return warp_and_pick(logits.float(), self.key.sub, self.gen)
+
+
+def _flag_nonfinite(flag: torch.Tensor, logits: torch.Tensor) -> None:
+    """flag |= any logit is NaN or inf (on the device: no host read, safe under capture)."""
+    flag.logical_or_(~torch.isfinite(logits).all().view(1))
 
 
 class FrameGenerator:
@@ -159,10 +192,7 @@ class FrameGenerator:
         self.device = next(talker.parameters()).device
         self.max_frames = max_frames
         self.frame = 0
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        key = sampling_key(sampling, greedy=greedy, min_frames=min_frames)
+        key = sampling_key(sampling, greedy=greedy)
         self.graphs = graphs
         self.replaying = graphs is not None and replay  # replay=False: eager steps over the graphs' state
         with torch.inference_mode():
@@ -172,8 +202,8 @@ class FrameGenerator:
                 self.body = graphs.body(key)
             else:
                 self.state = StepState(talker, prefill.shape[1] + max_frames + 1)
-                self.body = StepBody(talker, self.state, key, gen)
-            self.prompt_len = self.state.load(talker, prefill, trailing, tts_pad)
+                self.body = StepBody(talker, self.state, key)
+            self.prompt_len = self.state.load(talker, prefill, trailing, tts_pad, min_frames=min_frames, seed=seed)
 
     @property
     def exhausted(self) -> bool:

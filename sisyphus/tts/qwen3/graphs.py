@@ -7,8 +7,13 @@ as one graph. Captures share one memory pool: nothing a graph allocates outlives
 replay (results are copied into the state's buffers inside the graph), and replays never
 overlap (one TTS thread, one stream).
 
-The graphs are used only after a self-check: the same greedy frames made eagerly and by
-replay must be identical, or the model falls back to the plain path and says so once.
+Draws come from the StepState's generator, registered with every graph: a replay reads
+its seed and offset when it starts and advances it as the eager step would, so seeded
+replies replay too and give the eager codes.
+
+The graphs are used only after a self-check: the same frames made eagerly and by replay,
+greedy and sampled with one seed, must be identical, or the model falls back to the plain
+path and says so once.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class StepGraphs:
     def body(self, key: SamplingKey) -> StepBody:
         """The step body for `key` (kept for the model's lifetime: graphs point at its tensors)."""
         if key not in self._bodies:
-            self._bodies[key] = StepBody(self.talker, self.state, key, None)
+            self._bodies[key] = StepBody(self.talker, self.state, key)
         return self._bodies[key]
 
     def spans(self) -> list[int]:
@@ -77,6 +82,7 @@ class StepGraphs:
                 body(span)
         torch.cuda.current_stream().wait_stream(self._stream)
         graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(self.state.rng)  # before capture: draws replay from the state's generator
         # thread_local: a capture in the middle of a session must not fail the ASR thread's calls
         with torch.cuda.graph(graph, pool=self._pool, stream=self._stream, capture_error_mode="thread_local"):
             body(span)
@@ -105,4 +111,6 @@ def unavailable_reason(device: torch.device) -> str:
         return f"the model runs on {device.type}"
     if not hasattr(torch.cuda, "graph") or not hasattr(torch.cuda, "graph_pool_handle"):
         return f"torch {torch.__version__} has no CUDA graph API"
+    if not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
+        return f"torch {torch.__version__} cannot replay draws from a seeded generator in CUDA graphs"
     return ""

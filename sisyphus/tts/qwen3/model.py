@@ -37,7 +37,8 @@ SAMPLE_RATE_HZ = 24000
 GRAPHS_NAME = "tts cuda graphs"
 WARMUP_TEXT = "Hello."
 WARMUP_FRAMES = 4
-CHECK_FRAMES = 8  # greedy frames compared between replayed graphs and eager steps
+CHECK_FRAMES = 8  # frames compared between replayed graphs and eager steps, greedy and sampled
+CHECK_SEED = 1234
 PRIMED_REFERENCES = 8  # clone references whose primed stream decoder is kept
 FRAMES_PER_TEXT_TOKEN = 13  # length guard: about one second of audio per text token...
 EXTRA_FRAMES = 38  # ...plus three seconds
@@ -50,6 +51,7 @@ class StreamStats:
     audio_s: float
     wall_s: float
     cancelled: bool
+    graphed: bool = False  # frame steps replayed CUDA graphs
 
     @property
     def real_time_factor(self) -> float:
@@ -95,6 +97,7 @@ class Qwen3TTS:
         self.last_codes: torch.Tensor | None = None
         self.graphs: StepGraphs | None = None  # set up by warmup() on CUDA
         self._primed: dict[bytes, StreamingDecoder] = {}  # stream decoders primed on clone references
+        self._nonfinite_said = False
 
     @classmethod
     def from_pretrained(cls, repo_or_folder: str, *, device: str | torch.device = "cpu",
@@ -142,14 +145,15 @@ class Qwen3TTS:
                            x_vector_only=True, model_name=self.name)
 
     def _setup_graphs(self, voice: str | ClonePrompt) -> None:
-        """Capture the frame step for talk's sampling, then require replayed greedy frames to
-        equal eager ones; any failure leaves the plain path on and says why once."""
+        """Capture the frame step for talk's sampling, then require replayed frames to equal
+        eager ones, greedy and sampled with one seed; any failure leaves the plain path on
+        and says why once."""
         try:
             graphs = StepGraphs(self.talker)
             with torch.inference_mode():
-                count = graphs.capture_all(sampling_key(self.sampling, greedy=False, min_frames=2))
+                count = graphs.capture_all(sampling_key(self.sampling, greedy=False))
             self.graphs = graphs
-            mismatch = self._graphs_disagree(voice)
+            mismatch = self._graphs_disagree(voice, greedy=True) or self._graphs_disagree(voice, greedy=False)
         except Exception as exc:  # capture can fail on odd drivers/torch builds: fall back
             self.graphs = None
             fastpath.report(GRAPHS_NAME, False, f"capture failed: {str(exc).splitlines()[0][:160]}")
@@ -160,18 +164,20 @@ class Qwen3TTS:
             return
         fastpath.report(GRAPHS_NAME, True, f"{count} span buckets, {graphs.capacity} cache slots")
 
-    def _graphs_disagree(self, voice: str | ClonePrompt) -> str:
-        """"" when replayed greedy frames equal eagerly computed ones, else what differed."""
+    def _graphs_disagree(self, voice: str | ClonePrompt, *, greedy: bool) -> str:
+        """"" when replayed frames equal eagerly computed ones (sampled: with one seed), else what differed."""
         codes = []
         for replay in (False, True):
             prefill, trailing, _, _ = self.prepare(WARMUP_TEXT, voice)
             gen = self._generator(prefill, trailing, max_frames=CHECK_FRAMES, min_frames=CHECK_FRAMES,
-                                  greedy=True, seed=None, graphs=self.graphs, replay=replay)
+                                  greedy=greedy, seed=None if greedy else CHECK_SEED, graphs=self.graphs,
+                                  replay=replay)
             codes.append(torch.stack([gen.step() for _ in range(CHECK_FRAMES)]).cpu())
         if torch.equal(codes[0], codes[1]):
             return ""
         frame = int((codes[0] != codes[1]).any(dim=1).nonzero()[0])
-        return f"self-check failed: replayed codes differ from eager ones at frame {frame}"
+        how = "greedy" if greedy else f"sampled (seed {CHECK_SEED})"
+        return f"self-check failed: replayed {how} codes differ from eager ones at frame {frame}"
 
     @property
     def kind(self) -> str:
@@ -283,15 +289,14 @@ class Qwen3TTS:
                                                             text_in_prompt=text_in_prompt)
         limit = min(self.sampling.max_new_tokens, EXTRA_FRAMES + FRAMES_PER_TEXT_TOKEN * n_text)
         frames = limit if max_frames is None else min(limit, max_frames)
-        graphs = self.graphs if seed is None and self.graphs and self.graphs.fits(prefill.shape[1], frames) else None
+        graphs = self.graphs if self.graphs and self.graphs.fits(prefill.shape[1], frames) else None
         gen = self._generator(prefill, trailing, max_frames=frames, min_frames=2 if min_frames is None else min_frames,
                               greedy=greedy, seed=seed, graphs=graphs)
         return self._run(gen, ref_codes, cancel, first_chunk_frames, chunk_frames, start)
 
     def _generator(self, prefill: torch.Tensor, trailing: torch.Tensor, *, max_frames: int, min_frames: int,
                    greedy: bool, seed: int | None, graphs: StepGraphs | None, replay: bool = True) -> FrameGenerator:
-        """A frame generator; with `graphs` its steps replay captured graphs (a seed needs
-        its own random generator, which graphs do not carry, so seeded replies run eagerly)."""
+        """A frame generator; with `graphs` its steps replay captured graphs."""
         with torch.inference_mode():
             tts_pad = self.talker.text_embed(torch.tensor([self.cfg.tts_pad_id], device=self.device))
         return FrameGenerator(self.talker, prefill, trailing, tts_pad, self.sampling, max_frames=max_frames,
@@ -324,10 +329,28 @@ class Qwen3TTS:
             first_at = first_at or time.perf_counter()
             samples += audio.shape[0]
             yield audio
+        self._check_finite(gen)
         self.last_codes = torch.stack(frames) if frames else torch.zeros(0, 16, dtype=torch.long)
         wall = time.perf_counter() - start
         self.last_stats = StreamStats((first_at or time.perf_counter()) - start, len(frames),
-                                      samples / SAMPLE_RATE_HZ, wall, cancelled)
+                                      samples / SAMPLE_RATE_HZ, wall, cancelled, gen.replaying)
+
+    def _check_finite(self, gen: FrameGenerator) -> None:
+        """Say once that logits were NaN/inf (the step ended the phrase instead of crashing
+        the CUDA context); if it happened on replayed graphs, fall back to the plain path."""
+        if gen.graphs is not None and gen.graphs.owner is not gen:
+            return  # the shared state already holds a newer utterance
+        if not bool(gen.state.nonfinite):
+            return
+        if gen.replaying:
+            self.graphs = None
+            fastpath.report(GRAPHS_NAME, False, f"non-finite logits in a replayed frame (frame {gen.frame}); "
+                                                "the phrase was cut and the plain path is used from now on")
+        elif not self._nonfinite_said:
+            self._nonfinite_said = True
+            log.warning("%s produced non-finite logits (%s) at frame %d; the phrase was cut short. "
+                        "If this repeats, try --dtype bf16 or fp32", self.name, str(self.dtype).replace("torch.", ""),
+                        gen.frame)
 
     def _stream_decoder(self, ref_codes: torch.Tensor | None) -> StreamingDecoder:
         """A streaming decoder; for a clone reference, primed on its codes (left context for

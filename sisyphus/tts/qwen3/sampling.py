@@ -22,7 +22,11 @@ class SamplingParams:
 
 
 def warp_and_pick(scores: torch.Tensor, p: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
-    """scores (1, V) -> code (1,). Greedy is argmax of the processed scores."""
+    """scores (1, V) -> code (1,). Greedy is argmax of the processed scores.
+
+    Probabilities that are not a distribution (NaN/inf scores) become a uniform one, so the
+    draw never trips `multinomial`'s device-side assert; the step flags such logits itself.
+    """
     if not p.do_sample:
         return scores.argmax(dim=-1)
     if p.temperature != 1.0:
@@ -38,6 +42,8 @@ def warp_and_pick(scores: torch.Tensor, p: SamplingParams, gen: torch.Generator 
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     probs = scores.float().softmax(dim=-1)
+    valid = torch.isfinite(probs).all(dim=-1, keepdim=True) & (probs.sum(dim=-1, keepdim=True) > 0)
+    probs = torch.where(valid, probs, torch.ones_like(probs))
     return torch.multinomial(probs, 1, generator=gen).view(1)
 
 
@@ -45,7 +51,7 @@ class TalkerSampler:
     """Stateful codebook-0 chooser for one utterance (keeps the repetition history)."""
 
     def __init__(self, vocab_size: int, eos_id: int, params: SamplingParams, repetition_penalty: float,
-                 min_frames: int, device: torch.device, gen: torch.Generator | None,
+                 min_frames: int | torch.Tensor, device: torch.device, gen: torch.Generator | None,
                  seen: torch.Tensor | None = None) -> None:
         self.params = params
         self.penalty = repetition_penalty
