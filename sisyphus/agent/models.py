@@ -2,8 +2,12 @@
 
 - resident: ASR and the TTS model(s) the session needs are loaded at start.
 - lazy-tts: ASR at start; a TTS model when the first reply needs it.
-- swap: one model on the GPU at a time; the others wait in CPU memory and are moved
-  back before they run (no effect on a CPU-only session).
+- swap: one model's weights on the GPU at a time. Every model is loaded on the CPU and
+  adopted into one WeightArena (runtime/arena.py): fixed GPU memory the size of the
+  largest model, into which a model's weights are copied from pinned host memory before it
+  runs. The addresses never change, so each model's fast paths (TTS CUDA graphs, compiled
+  ASR step) are built once on the GPU and stay on across swaps. No effect on a CPU-only
+  session.
 
 A preset voice needs the CustomVoice model and a cloned voice the Base model; a session
 that switches between the two kinds loads the other model when it is first needed.
@@ -16,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -49,7 +54,7 @@ class ModelSet:
         self._lock = threading.RLock()
         self._asr: Any = None
         self._tts: dict[str, Any] = {}
-        self._on_gpu: str | None = None
+        self._arena: Any = None  # the swap strategy's WeightArena, made with the first model
         self.load_seconds: dict[str, float] = {}
 
     @property
@@ -75,8 +80,10 @@ class ModelSet:
 
                 started = time.perf_counter()
                 folder = model_folder(self._config, "asr")
-                self._asr = GlmAsrEngine.load(str(folder), device=self._place("asr"), dtype=self.dtype)
-                self._asr.warmup()
+                engine = GlmAsrEngine.load(str(folder), device=self._load_device, dtype=self.dtype)
+                self._adopt("asr", engine)
+                engine.warmup()  # builds and checks the fast path on the GPU, once
+                self._asr = engine
                 self._loaded("asr", started)
             self._make_room("asr")
             return self._asr
@@ -90,7 +97,10 @@ class ModelSet:
 
                 started = time.perf_counter()
                 folder = model_folder(self._config, key)
-                model = Qwen3TTS.from_pretrained(str(folder), device=self._place(key), dtype=self.dtype)
+                # Loaded on the CPU when swapping: the vocoder's dtype is then the GPU's, set here.
+                model = Qwen3TTS.from_pretrained(str(folder), device=self._load_device, dtype=self.dtype,
+                                                 codec_dtype=self.dtype if self.swapping else None)
+                self._adopt(key, model)
                 model.warmup()  # the first reply as fast as the tenth; captures CUDA graphs on a GPU
                 self._tts[key] = model
                 self._loaded(key, started)
@@ -98,25 +108,60 @@ class ModelSet:
             return self._tts[key]
 
     def transcribe(self, samples_16k: np.ndarray) -> str:
-        with self._lock:
-            engine = self.asr()
-        return engine.transcribe(samples_16k)
+        engine = self.asr()
+        with self.using("asr"):
+            return engine.transcribe(samples_16k)
 
-    def _place(self, name: str) -> str:
-        return "cpu" if self.swapping and self._on_gpu not in (None, name) else self.device
+    @contextmanager
+    def using(self, name: str) -> Iterator[None]:
+        """While the block runs, `name`'s weights stay on the GPU (swap); no-op otherwise.
+
+        Swapped models share one arena, so a model may only run while it holds the lock:
+        ASR (a barge-in) and TTS (a reply) take turns instead of overlapping.
+        """
+        if not self.swapping:
+            yield
+            return
+        with self._lock:
+            self._make_room(name)
+            yield
+
+    def held_stream(self, name: str, start: Callable[[], Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
+        """`start()`'s chunks, each made while `name` holds the GPU (swap): the ASR may run
+        between two chunks, never inside one."""
+        if not self.swapping:
+            yield from start()
+            return
+        chunks: Iterator[np.ndarray] | None = None
+        while True:
+            with self.using(name):
+                if chunks is None:
+                    chunks = start()  # builds and prefills the prompt
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    @property
+    def _load_device(self) -> str:
+        """Swapping loads on the CPU: the arena then takes the weights onto the GPU."""
+        return "cpu" if self.swapping else self.device
+
+    def _adopt(self, name: str, model: Any) -> None:
+        """In swap mode, move a freshly loaded model's weights into the arena (it is then the active one)."""
+        if not self.swapping:
+            return
+        from sisyphus.runtime.arena import WeightArena
+
+        if self._arena is None:
+            self._arena = WeightArena(self.device)
+        self._arena.adopt(name, model.weight_modules())
+        model.placed_on(self.device)
 
     def _make_room(self, name: str) -> None:
-        """In swap mode, move `name` onto the GPU and every other model off it."""
-        if not self.swapping or self._on_gpu == name:
-            return
-        for other, model in self._models().items():
-            target = self.device if other == name else "cpu"
-            model.to(target)
-        import torch
-
-        torch.cuda.empty_cache()  # hand the parked model's memory back to the driver
-        self._on_gpu = name
-        log.debug("swap: %s now on %s", name, self.device)
+        """In swap mode, copy `name`'s weights into the arena (a no-op when they are there)."""
+        if self.swapping and self._arena.activate(name):
+            log.debug("swap: %s in, %.0f ms", name, self._arena.last_swap_s * 1000)
 
     def _models(self) -> dict[str, Any]:
         found = dict(self._tts)
@@ -127,8 +172,6 @@ class ModelSet:
     def _loaded(self, name: str, started: float) -> None:
         seconds = time.perf_counter() - started
         self.load_seconds[name] = seconds
-        if self._on_gpu is None:
-            self._on_gpu = name
         self._notify(f"loaded {name} in {seconds:.1f} s")
 
 
@@ -162,7 +205,7 @@ class RoutedSynthesizer:
         max_frames = max(1, int(self._tts.max_seconds_per_phrase * 12.5))
         self.last_stats = None
         try:
-            yield from model.stream(
+            yield from self._models.held_stream(key, lambda: model.stream(
                 text,
                 target,
                 language=None if language in (None, "auto") else language,
@@ -172,7 +215,7 @@ class RoutedSynthesizer:
                 first_chunk_frames=self._tts.first_chunk_frames,
                 chunk_frames=self._tts.chunk_frames,
                 max_frames=max_frames,
-            )
+            ))
         except TTSError as exc:
             # Text the model cannot speak (an emoji-only phrase, say) skips the phrase.
             log.warning("phrase not spoken: %s", exc.one_line())

@@ -132,6 +132,20 @@ class GlmAsrEngine:
                 self._fast = self._build_fast(compiled=self.decode_mode == "compiled")
         return self
 
+    def weight_modules(self) -> list[torch.nn.Module]:
+        """The modules that hold weights (what the swap strategy's arena adopts)."""
+        return [self.model]
+
+    def placed_on(self, device: str) -> None:
+        """The weights now live on `device` (the swap arena moved them, at fixed addresses from
+        then on): drop the decoder built for the old device; the next warmup() builds and
+        checks the fast path there, once."""
+        with self._lock:
+            self.device = str(device)
+            old, self._fast = self._fast, None
+            if old is not None:
+                old.close()
+
     def transcribe(self, samples_16k: np.ndarray) -> str:
         """The text of one utterance; "" for empty or too-short audio."""
         return self.decode(self.generate_ids(samples_16k))

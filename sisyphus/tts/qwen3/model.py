@@ -107,18 +107,16 @@ class Qwen3TTS:
         log.info("loading Qwen3-TTS from %s (%s, %s)", folder, device, dtype)
         return cls(folder, str(repo_or_folder), device, dtype, codec_dtype)
 
-    def to(self, device: str | torch.device) -> Qwen3TTS:
-        """Move every part to `device` (the `swap` memory strategy parks models on the CPU).
+    def weight_modules(self) -> list[torch.nn.Module]:
+        """Every module that holds weights (what the swap strategy's arena adopts)."""
+        return [self.net, self.codec.model]
 
-        Captured graphs point at the old device's memory, so they are dropped; the next
-        warmup() on a GPU captures them again.
-        """
+    def placed_on(self, device: str | torch.device) -> None:
+        """The weights now live on `device` (the swap arena moved them): drop what was built
+        for the old one; the next warmup() captures the graphs there."""
         self.device = torch.device(device)
-        self.net.to(self.device)
-        self.codec.model.to(self.device)
         self.graphs = None
         self._primed.clear()
-        return self
 
     def warmup(self, *, graphs: bool = True) -> None:
         """Run one short utterance so the first reply is as fast as the tenth; on CUDA also
