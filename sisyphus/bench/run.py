@@ -80,6 +80,7 @@ def run_bench(config: Config, options: BenchOptions, console: Any, progress: Any
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # loading bars would tear through the progress lines
+    baseline = _gpu_baseline(config.device)  # before anything creates a CUDA context
     device = pick_device(config.device)
     dtype = pick_dtype(device, config.dtype)
     say = _sayer(progress)
@@ -96,7 +97,7 @@ def run_bench(config: Config, options: BenchOptions, console: Any, progress: Any
     models = ModelSet(config, device=device, dtype=dtype, notify=say)
     ctx = BenchContext(config=config, device=device, dtype=dtype, repeats=options.repeats, warmup=options.warmup,
                        random_weights=options.random_weights, size=size, report=BenchReport(stages=list(options.stages)),
-                       models=models, vad_seconds=options.vad_seconds, say=say)
+                       models=models, vad_seconds=options.vad_seconds, say=say, gpu_baseline_bytes=baseline)
     if device.startswith("cuda"):
         import torch
 
@@ -113,6 +114,15 @@ def run_bench(config: Config, options: BenchOptions, console: Any, progress: Any
         raise
     _finish(ctx, options, console, say)
     return ctx.report
+
+
+def _gpu_baseline(device: str) -> int | None:
+    """Card memory in use before this run (other processes, the driver), read without CUDA."""
+    if device.strip().lower() == "cpu":
+        return None
+    from sisyphus.runtime.memory import device_used_bytes
+
+    return device_used_bytes(device if device.startswith("cuda:") else "cuda:0")
 
 
 def _finish(ctx: Any, options: BenchOptions, console: Any, say: Any) -> None:

@@ -33,6 +33,9 @@ def run(ctx: BenchContext) -> None:
     preset = ctx.models.tts("tts_custom")
     speaker = preset.speakers[0]
     _measure(ctx, "preset", preset, speaker)
+    from sisyphus.bench import memory
+
+    memory.checkpoint(ctx)  # ASR (if loaded) + one TTS model: the configuration the README promises
     ctx.say("tts: loading the Base model and making a clone prompt")
     base = ctx.models.tts("tts_base")
     from sisyphus.bench.asr import speech_clip
