@@ -90,7 +90,7 @@ def test_adoption_leaves_nothing_of_a_model_behind(tiny_tts_custom_folder):
     assert {t.device.type for t in tensors} == {"meta"}
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the swap strategy needs a GPU")
+@pytest.mark.cuda
 def test_swap_keeps_both_fast_paths_on_and_the_outputs(tiny_glmasr_folder, tiny_tts_custom_folder,
                                                        tiny_tts_base_folder):
     from sisyphus.agent.models import ModelSet

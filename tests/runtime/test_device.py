@@ -42,7 +42,7 @@ def test_device_selection_without_cuda() -> None:
         assert "--device cpu" in caught.value.hint
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_device_selection_with_cuda() -> None:
     status = cuda_status()
     assert status.available and status.device_name and status.capability and status.cuda_version

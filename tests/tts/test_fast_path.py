@@ -101,7 +101,7 @@ def test_base_model_warms_up_with_an_x_vector_voice(tmp_path):
     assert base.last_stats is not None and base.last_stats.frames == 4
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.cuda
 def test_cuda_graphs_replay_the_plain_codes(tmp_path):
     model = Qwen3TTS.from_pretrained(str(write_tiny_checkpoint(tmp_path / "cv")), device="cuda",
                                      dtype=torch.float32)
@@ -174,7 +174,7 @@ def test_vocoder_in_half_precision_keeps_the_encoder_in_fp32(tmp_path):
     assert 0 < float(np.abs(wavs[1] - wavs[0]).max()) < 0.1 * peak  # bf16 rounding, same sound
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.cuda
 def test_nonfinite_logits_in_replayed_frames_keep_the_cuda_context(tmp_path):
     """NaN logits while sampling on replayed graphs: no device-side assert; the phrase ends,
     the graphs are dropped with a reason, and the CUDA context keeps working."""
