@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from sisyphus.errors import VoiceError
 from sisyphus.voices.voicefile import (
@@ -309,7 +308,13 @@ class VoiceLibrary:
 
 
 def _wav_bytes(samples: np.ndarray) -> bytes:
-    """The reference as a float WAV in memory, so a failed write is a plain OSError."""
+    """The reference as a float WAV in memory, so a failed write is a plain OSError.
+
+    soundfile is imported here, not at the top: the CLI imports this module for every
+    command, `--help` included, and must start where soundfile is not installed.
+    """
+    import soundfile as sf
+
     buffer = io.BytesIO()
     sf.write(buffer, samples, REFERENCE_RATE_HZ, format="WAV", subtype="FLOAT")
     return buffer.getvalue()

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
 
 from sisyphus.config import Config, VoiceConfig, resolve_path
 from sisyphus.errors import ModelError, VoiceError
@@ -166,6 +165,8 @@ class VoiceRouter:
             f"recomputing its clone prompt for {model.name} (once)"
         )
         assert info.reference_path is not None
+        import soundfile as sf  # here: the CLI imports this module for `--help` too
+
         reference, rate = sf.read(info.reference_path, dtype="float32")
         if rate != REFERENCE_RATE_HZ or reference.ndim != 1:
             raise VoiceError(f"voice {info.name!r}: reference.wav is not 24 kHz mono", "clone it again")
