@@ -136,16 +136,42 @@ def pick_device(spec: str) -> str:
     raise ConfigError(f"device: must be auto, cpu, cuda or cuda:N, got {spec!r}", "fix --device or SISYPHUS_DEVICE")
 
 
-def pick_dtype(device: str, spec: str) -> torch.dtype:
-    """auto: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on the CPU."""
-    text = (spec or "auto").strip().lower()
-    if text == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+BF16_MIN_CAPABILITY = (8, 0)
+"""Ampere (8.0) and later have bf16 tensor cores. Below that, torch (2.11 and later) still
+reports bf16 as supported because it can emulate it, slowly: such cards get fp16."""
+
+
+def auto_dtype(capability: tuple[int, int] | None) -> torch.dtype:
+    """The dtype `auto` means for a card of this compute capability; None is the CPU."""
+    if capability is None:
         return torch.float32
+    return torch.bfloat16 if tuple(capability) >= BF16_MIN_CAPABILITY else torch.float16
+
+
+def cuda_index(device: str) -> int:
+    """N of "cuda:N"; a bare "cuda" is cuda:0, as `pick_device` spells it."""
+    head, _, index = device.partition(":")
+    return int(index) if head == "cuda" and index.isdigit() else 0
+
+
+def pick_dtype(device: str, spec: str) -> torch.dtype:
+    """auto: bf16 where the chosen card has it natively, fp16 on older cards, fp32 on the CPU.
+
+    The capability is asked of the chosen `cuda:N`, not of the current device, and
+    `torch.cuda.is_bf16_supported()` is not used: it counts emulated bf16 as support.
+    """
+    text = (spec or "auto").strip().lower()
+    capability = None
+    if device.startswith("cuda"):
+        capability = tuple(torch.cuda.get_device_capability(cuda_index(device)))
+    if text == "auto":
+        return auto_dtype(capability)  # type: ignore[arg-type]
     if text not in _DTYPES:
         raise ConfigError(f"dtype: must be auto, bf16, fp16 or fp32, got {spec!r}", "fix --dtype or SISYPHUS_DTYPE")
     dtype = _DTYPES[text]
     if device == "cpu" and dtype is torch.float16:
         log.warning("fp16 on the CPU is slow and poorly supported; fp32 or bf16 is better")
+    if capability is not None and dtype is torch.bfloat16 and auto_dtype(capability) is not torch.bfloat16:  # type: ignore[arg-type]
+        major, minor = capability
+        log.warning("bf16 on %s (compute %d.%d) is emulated and slow; fp16 (or auto) runs natively", device, major, minor)
     return dtype

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sisyphus.errors import ConfigError
-from sisyphus.runtime.device import cuda_status, pick_device, pick_dtype
+from sisyphus.runtime.device import auto_dtype, cuda_status, pick_device, pick_dtype
 from sisyphus.runtime.memory import memory_snapshot
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the diagnosis without a usable GPU")
@@ -49,7 +49,7 @@ def test_device_selection_with_cuda() -> None:
     assert pick_device("auto") == "cuda:0" and pick_device("cuda") == "cuda:0"
     with pytest.raises(ConfigError, match="CUDA device"):
         pick_device(f"cuda:{status.device_count}")
-    assert pick_dtype("cuda:0", "auto") in (torch.bfloat16, torch.float16)
+    assert pick_dtype("cuda:0", "auto") is auto_dtype(status.capability) in (torch.bfloat16, torch.float16)
     assert "compute" in status.describe()
 
 
@@ -81,3 +81,48 @@ def test_memory_snapshot_tracks_rss() -> None:
     if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
         assert (after.gpu_allocated_bytes, after.gpu_reserved_bytes, after.gpu_total_bytes) == (None, None, None)
         assert after.describe() == f"RSS {after.rss_bytes / 1e9:.1f} GB"
+
+
+@pytest.mark.parametrize(
+    ("capability", "dtype"),
+    [
+        (None, torch.float32),  # the CPU
+        ((6, 1), torch.float16),  # Pascal: torch 2.11 calls its emulated bf16 "supported"
+        ((7, 0), torch.float16),  # V100
+        ((7, 5), torch.float16),  # T4, RTX 20xx
+        ((8, 0), torch.bfloat16),  # A100
+        ((8, 6), torch.bfloat16),  # RTX 30xx
+        ((8, 9), torch.bfloat16),  # RTX 40xx, L4
+        ((9, 0), torch.bfloat16),  # H100, H200
+        ((12, 0), torch.bfloat16),  # RTX 50xx
+    ],
+)
+def test_auto_dtype_is_bf16_only_on_native_bf16_cards(capability, dtype) -> None:
+    assert auto_dtype(capability) is dtype
+
+
+class FakeCards:
+    """Two cards of different generations, as torch.cuda would describe them; records who was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def get_device_capability(self, index: int | None = None) -> tuple[int, int]:
+        self.asked.append(index)  # type: ignore[arg-type]
+        return {0: (7, 5), 1: (9, 0)}[index]  # type: ignore[index]
+
+
+def test_auto_dtype_asks_the_chosen_card_not_the_current_one(monkeypatch, caplog) -> None:
+    cards = FakeCards()
+    monkeypatch.setattr(torch.cuda, "get_device_capability", cards.get_device_capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # emulated bf16 counts in torch 2.11
+    assert pick_dtype("cuda:1", "auto") is torch.bfloat16
+    assert pick_dtype("cuda:0", "auto") is torch.float16
+    assert pick_dtype("cuda", "auto") is torch.float16
+    assert cards.asked == [1, 0, 0]
+    with caplog.at_level("WARNING", logger="sisyphus.runtime.device"):
+        assert pick_dtype("cuda:0", "bf16") is torch.bfloat16  # asked for explicitly: honoured, with a warning
+        assert pick_dtype("cuda:1", "bf16") is torch.bfloat16
+    assert [r.getMessage() for r in caplog.records] == [
+        "bf16 on cuda:0 (compute 7.5) is emulated and slow; fp16 (or auto) runs natively"
+    ]
