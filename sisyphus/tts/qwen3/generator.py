@@ -193,6 +193,11 @@ class FrameGenerator:
         self.max_frames = max_frames
         self.frame = 0
         key = sampling_key(sampling, greedy=greedy)
+        # Frame f reads trailing text row f, so rows from max_frames on are never read: keep
+        # only what the frames can reach. The codes are the same, and the text table (sized
+        # to the prompt + frames, or the graphs' fixed capacity) always holds it: a phrase
+        # longer than its length guard is cut at the guard instead of crashing the load.
+        trailing = trailing[:, :max_frames]
         self.graphs = graphs
         self.replaying = graphs is not None and replay  # replay=False: eager steps over the graphs' state
         with torch.inference_mode():

@@ -52,6 +52,9 @@ class StepGraphs:
         return self.state.capacity
 
     def fits(self, prompt_len: int, max_frames: int) -> bool:
+        """The prompt and every frame fit the cache. Trailing text needs no room of its own:
+        a FrameGenerator keeps only the rows its frames can read (at most max_frames, plus
+        the tts_pad row), and the text table has as many rows as the cache."""
         return prompt_len + max_frames + 1 <= self.capacity
 
     def body(self, key: SamplingKey) -> StepBody:
