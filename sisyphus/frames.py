@@ -110,6 +110,9 @@ class TurnLatency:
     voice_to_voice_ms: float | None = None
     tts_rtf: float | None = None  # median real-time factor of the turn's phrases (< 1 keeps up)
     extra: dict[str, float] = field(default_factory=dict)
+    # Phrase handed to TTS to the first sample above -50 dBFS as the speaker plays it
+    # (tts_first_audio_ms is to the first chunk, which may be near-silent); sisyphus.tts.audible.
+    tts_audible_ms: float | None = None
 
 
 @dataclass(frozen=True)

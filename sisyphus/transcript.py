@@ -162,6 +162,7 @@ def _record(event: object) -> dict[str, Any] | None:
             "asr_ms": event.asr_ms,
             "llm_first_token_ms": event.llm_first_token_ms,
             "tts_first_audio_ms": event.tts_first_audio_ms,
+            "tts_audible_ms": event.tts_audible_ms,
             "voice_to_voice_ms": event.voice_to_voice_ms,
             "tts_rtf": event.tts_rtf,
             **({"extra": dict(event.extra)} if event.extra else {}),

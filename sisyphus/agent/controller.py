@@ -34,6 +34,7 @@ from sisyphus.frames import (
     Utterance,
     UserSaid,
 )
+from sisyphus.tts.audible import AudibleTimer
 from sisyphus.tts.engine import SpeechSynthesizer
 from sisyphus.ui.events import VoiceChanged
 
@@ -95,6 +96,7 @@ class Turn:
     latency: dict[str, float] = field(default_factory=dict)
     first_audio_s: float | None = None
     tts_rtfs: list[float] = field(default_factory=list)
+    audible: AudibleTimer | None = None  # from the first phrase to the first sample a listener hears
 
 
 class TurnController:
@@ -270,10 +272,15 @@ class TurnController:
             spoken = turn.audio.begin_phrase(phrase)
             try:
                 while (chunk := await loop.run_in_executor(self._tts_pool, _next_chunk, chunks)) is not None:
+                    arrived_s = self._clock()
                     if turn.first_audio_s is None:
-                        turn.first_audio_s = self._clock()
+                        turn.first_audio_s = arrived_s
                         turn.latency["tts_first_audio_ms"] = (turn.first_audio_s - phrase_started) * 1000
                         self._set_state(State.SPEAKING)
+                        turn.audible = AudibleTimer(self._tts.sample_rate_hz, phrase_started)
+                    if turn.audible is not None and turn.audible.audible_s is None:
+                        if turn.audible.add(chunk, arrived_s) is not None:
+                            turn.latency["tts_audible_ms"] = turn.audible.audible_ms
                     turn.audio.add_samples(spoken, len(chunk))
                     self._sink.write(turn.id, chunk)
             finally:
@@ -307,6 +314,7 @@ class TurnController:
                 tts_first_audio_ms=latency.pop("tts_first_audio_ms", None),
                 voice_to_voice_ms=latency.pop("voice_to_voice_ms", None),
                 tts_rtf=statistics.median(turn.tts_rtfs) if turn.tts_rtfs else None,
+                tts_audible_ms=latency.pop("tts_audible_ms", None),
                 extra=latency,
             )
         )

@@ -54,7 +54,7 @@ STATE_STYLES = {
     "speaking": "bold magenta",
 }
 NOTICE_STYLES = {"info": "dim", "warning": "yellow", "error": "bold red"}
-LATENCY_HEADERS = ("asr", "first token", "first audio", "voice-to-voice")
+LATENCY_HEADERS = ("asr", "first token", "first audio", "audible", "voice-to-voice")
 
 
 @dataclass(frozen=True)

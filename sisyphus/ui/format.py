@@ -22,6 +22,7 @@ LATENCY_FIELDS: tuple[tuple[str, str], ...] = (
     ("asr_ms", "asr"),
     ("llm_first_token_ms", "llm"),
     ("tts_first_audio_ms", "tts"),
+    ("tts_audible_ms", "audible"),
     ("voice_to_voice_ms", "voice-to-voice"),
 )
 

@@ -60,7 +60,7 @@ def test_a_session_shows_state_voice_models_cuda_memory_transcript_and_latency()
         AssistantSaid(1, "Hi there.", interrupted=False),
         UserSaid(2, "tell me [bold]a story[/bold]"),
         AssistantSaid(2, "Once upon", interrupted=True, full_text="Once upon a time."),
-        TurnLatency(1, 85.0, 320.0, 380.0, 512.0, tts_rtf=0.25),
+        TurnLatency(1, 85.0, 320.0, 380.0, 512.0, tts_rtf=0.25, tts_audible_ms=461.0),
         TurnLatency(2, 90.0, 400.0, None, 700.0),
         Notice("endpoint slow", "warning"),
         object(),
@@ -81,11 +81,11 @@ def test_a_session_shows_state_voice_models_cuda_memory_transcript_and_latency()
     assert re.search(r"sisyphus +Once upon \[interrupted\]", screen)
     assert "Hi there. [interrupted]" not in screen
     assert _row(screen, "turn") == [
-        "turn", "asr", "first", "token", "first", "audio", "voice-to-voice", "TTS", "RTF"
+        "turn", "asr", "first", "token", "first", "audio", "audible", "voice-to-voice", "TTS", "RTF"
     ]
-    assert _row(screen, "1") == ["1", "85", "320", "380", "512", "0.25"]
-    assert _row(screen, "2") == ["2", "90", "400", "—", "700", "—"]
-    assert _row(screen, "median") == ["median", "88", "360", "380", "606"]
+    assert _row(screen, "1") == ["1", "85", "320", "380", "461", "512", "0.25"]
+    assert _row(screen, "2") == ["2", "90", "400", "—", "—", "700", "—"]
+    assert _row(screen, "median") == ["median", "88", "360", "380", "461", "606"]
     assert "warning: endpoint slow" in screen
 
 
@@ -132,7 +132,7 @@ def test_transcript_keeps_the_last_max_lines_and_latency_the_last_rows() -> None
     assert _row(screen, "5")[-2:] == ["500", "—"] and _row(screen, "6")[-2:] == ["600", "—"]
     assert not any(line.strip("│ ").startswith("4 ") for line in screen.splitlines())
     # Medians cover the whole session, not just the rows shown: median(100..600) = 350.
-    assert _row(screen, "median") == ["median", "—", "—", "—", "350"]
+    assert _row(screen, "median") == ["median", "—", "—", "—", "—", "350"]
 
 
 def test_the_models_line_follows_swaps_and_the_voice_follows_changes() -> None:

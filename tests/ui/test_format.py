@@ -40,6 +40,8 @@ def test_memory_line_without_a_gpu_or_with_missing_fields() -> None:
 def test_latency_line_rounds_and_keeps_milestone_order() -> None:
     event = TurnLatency(4, asr_ms=84.5, voice_to_voice_ms=1499.6, llm_first_token_ms=300.0)
     assert latency_line(event) == "asr 84 ms, llm 300 ms, voice-to-voice 1500 ms"
+    heard = TurnLatency(5, tts_first_audio_ms=31.2, voice_to_voice_ms=900.0, tts_audible_ms=112.6)
+    assert latency_line(heard) == "tts 31 ms, audible 113 ms, voice-to-voice 900 ms"
 
 
 def test_models_line() -> None:
