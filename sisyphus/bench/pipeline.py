@@ -10,6 +10,8 @@ what remains of voice to voice is Sisyphus's own:
                      the endpointing silence is inside it)
     own share      = voice to voice - LLM time to first token (as measured) - endpoint silence
     overhead       = own share - ASR compute - TTS time to first audio
+    TTS audible    = phrase to the first reply sample above -50 dBFS (beside first audio,
+                     whose first chunk may be near-silent; sisyphus.tts.audible)
 
 Part of that overhead is the wait for the next output block (the sink, like a speaker,
 takes audio block by block, `audio.output_block_ms`); it is reported on its own row,
@@ -69,6 +71,7 @@ ENDPOINT_SILENCE = "endpoint silence"
 OWN_SHARE = "Sisyphus's own share"
 ASR = "ASR"
 TTS_FIRST_AUDIO = "TTS first audio"
+TTS_AUDIBLE = "TTS audible first audio"
 OVERHEAD = "overhead outside model compute"
 OUTPUT_WAIT = "output block wait"
 LLM_CLIENT = "LLM request overhead"
@@ -85,6 +88,7 @@ class TurnFigures:
     asr_ms: float
     tts_first_audio_ms: float
     output_wait_ms: float  # first samples handed to the sink → their play time (part of the overhead)
+    tts_audible_ms: float | None = None  # phrase → first sample above -50 dBFS; None: never that loud
 
     @property
     def own_share_ms(self) -> float:
@@ -332,7 +336,8 @@ def turn_figures(result: ConversationResult, warmup: int) -> tuple[list[TurnFigu
         if any(v is None for v in values):
             left_out.append(f"{clip}: turn {latency.turn_id} incomplete (no reply sound or no LLM token)")
             continue
-        turns.append(TurnFigures(clip, *(float(v) for v in values)))  # type: ignore[arg-type]
+        turns.append(TurnFigures(clip, *(float(v) for v in values),  # type: ignore[arg-type]
+                                 tts_audible_ms=latency.tts_audible_ms))
     return turns, left_out
 
 
@@ -355,8 +360,15 @@ def report_conversation(ctx: BenchContext, config: Config, result: ConversationR
              f"part of the overhead: next {config.audio.output_block_ms} ms output block"),
             (LLM_CLIENT, [t.llm_first_token_ms - delay_ms for t in turns], "measured first token − fixed delay"),
         ]
+        heard = [t for t in turns if t.tts_audible_ms is not None]
         for name, values, note in rows:
             report.add(STAGE, name, "ms", values, note, meta=meta)
+            if name == TTS_FIRST_AUDIO and heard:  # per turn that rose above -50 dBFS at all
+                report.add(STAGE, TTS_AUDIBLE, "ms", [t.tts_audible_ms for t in heard],
+                           "phrase → first sample > −50 dBFS", meta={**meta, "clips": [t.clip for t in heard]})
+        if len(heard) < len(turns):
+            report.note(STAGE, f"{TTS_AUDIBLE}: {len(turns) - len(heard)} of {len(turns)} replies never rose "
+                               "above -50 dBFS")
     report.note(STAGE, (
         f"{len(turns)} turns over {len(set(result.clips))} espeak-ng clips after {warmup} warm-up turn(s); LLM on "
         f"127.0.0.1 with first token at {delay_ms:.0f} ms and the whole reply at once; voice to voice counts from "

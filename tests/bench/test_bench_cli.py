@@ -53,18 +53,24 @@ def figures(report: dict, stage: str) -> dict[str, dict]:
 def test_every_asked_stage_has_its_figures_with_one_value_per_repeat(tiny_run):
     _, report, _ = tiny_run
     assert report["stages"] == ["vad", "asr", "tts"]
-    assert [f["stage"] for f in report["figures"]] == ["vad"] + ["asr"] * 4 + ["tts"] * 4 + ["memory"]
+    assert [f["stage"] for f in report["figures"]] == ["vad"] + ["asr"] * 4 + ["tts"] * 6 + ["memory"]
     asr, tts = figures(report, "asr"), figures(report, "tts")
     assert list(asr) == ["2 s utterance", "5 s utterance", "10 s utterance", "20 s utterance"]
-    assert list(tts) == ["first audio (preset)", "real-time factor (preset)", "first audio (cloned)",
-                         "real-time factor (cloned)"]
+    assert list(tts) == ["first audio (preset)", "audible first audio (preset)", "real-time factor (preset)",
+                         "first audio (cloned)", "audible first audio (cloned)", "real-time factor (cloned)"]
     for figure in [*asr.values(), *tts.values()]:
         assert figure["n"] == REPEATS == len(figure["values"])
         assert all(v > 0 for v in figure["values"]), figure
         assert figure["median"] == pytest.approx(float(np.median(figure["values"])))
         assert figure["p90"] == pytest.approx(float(np.percentile(figure["values"], 90)))
     assert {f["unit"] for f in asr.values()} == {"ms"}
-    assert [f["unit"] for f in tts.values()] == ["ms", "x", "ms", "x"]
+    assert [f["unit"] for f in tts.values()] == ["ms", "ms", "x", "ms", "ms", "x"]
+    for voice in ("preset", "cloned"):
+        first, audible = tts[f"first audio ({voice})"]["values"], tts[f"audible first audio ({voice})"]["values"]
+        # Tiny random models are loud from their first sample: heard as the first chunk starts to play,
+        # which is when it arrives (the timer starts just before the model's own clock).
+        assert all(f <= a < f + 50 for f, a in zip(first, audible)), (first, audible)
+        assert tts[f"audible first audio ({voice})"]["meta"]["silent_replies"] == 0
 
 
 def test_random_weights_generate_the_forced_lengths(tiny_run):

@@ -65,9 +65,10 @@ def test_pipeline_reports_every_figure_for_one_turn_per_clip(ctx):
     report = ctx.report
     clips = [p.name for p in clip_paths()]
     names = [pipeline.VOICE_TO_VOICE, pipeline.LLM_FIRST_TOKEN, pipeline.ENDPOINT_SILENCE, pipeline.OWN_SHARE,
-             pipeline.ASR, pipeline.TTS_FIRST_AUDIO, pipeline.OVERHEAD, pipeline.OUTPUT_WAIT, pipeline.LLM_CLIENT]
+             pipeline.ASR, pipeline.TTS_FIRST_AUDIO, pipeline.TTS_AUDIBLE, pipeline.OVERHEAD, pipeline.OUTPUT_WAIT,
+             pipeline.LLM_CLIENT]
     figures = {f.name: f for f in report.figures if f.stage == "pipeline"}
-    assert sorted(figures) == sorted(names)
+    assert list(figures) == names
     # One warm-up turn (the first clip), then every clip once: one turn each, in order.
     assert sum("pipeline: turn " in line for line in lines) == 1 + len(clips)
     for figure in figures.values():
@@ -81,6 +82,7 @@ def test_pipeline_reports_every_figure_for_one_turn_per_clip(ctx):
     own = figures[pipeline.OWN_SHARE].values
     asr = figures[pipeline.ASR].values
     tts = figures[pipeline.TTS_FIRST_AUDIO].values
+    audible = figures[pipeline.TTS_AUDIBLE].values
     overhead = figures[pipeline.OVERHEAD].values
     client = figures[pipeline.LLM_CLIENT].values
     delay_ms = pipeline.FIRST_TOKEN_DELAY_S * 1000
@@ -94,6 +96,8 @@ def test_pipeline_reports_every_figure_for_one_turn_per_clip(ctx):
         # Silence is counted in whole 32 ms VAD frames, at least vad.min_silence_ms of them.
         assert min_silence_ms <= silence[i] < min_silence_ms + 2 * 32
         assert asr[i] > 0 and tts[i] > 0 and own[i] > 0
+        # Tiny random models are loud from their first sample (> -20 dBFS): heard with the first chunk.
+        assert audible[i] == pytest.approx(tts[i], abs=1e-6)
         # Voice to voice holds the parts that come one after the other before any reply audio.
         assert v2v[i] > silence[i] + asr[i] + ttft[i]
     notes = [text for stage, text in report.notes if stage == "pipeline"]
