@@ -138,15 +138,31 @@ def _finish(ctx: Any, options: BenchOptions, console: Any, say: Any) -> None:
 
 
 def run_stage(ctx: Any, name: str) -> None:
-    """Import `sisyphus.bench.<name>` and run it; a stage module that is not there becomes a note."""
+    """Import `sisyphus.bench.<name>` and run it; a stage module that is not there, or a stage
+    that needs a package this machine lacks (the GPU machine has no soundfile, say),
+    becomes a note and the other stages still run."""
     try:
         module = importlib.import_module(f"sisyphus.bench.{name}")
     except ModuleNotFoundError as exc:
         if exc.name != f"sisyphus.bench.{name}":
-            raise
+            _skip_for_missing_package(ctx, name, exc)
+            return
         ctx.report.note(name, "stage not available in this installation; skipped")
         return
-    module.run(ctx)
+    try:
+        module.run(ctx)
+    except ModuleNotFoundError as exc:
+        _skip_for_missing_package(ctx, name, exc)
+
+
+def _skip_for_missing_package(ctx: Any, stage: str, exc: ModuleNotFoundError) -> None:
+    """Note a stage skipped for a missing third-party package; anything else is a real error."""
+    package = (exc.name or "").split(".")[0]
+    if not package or package == "sisyphus":
+        raise exc
+    log.warning("bench %s skipped: %s", stage, exc)
+    ctx.say(f"{stage}: skipped, it needs the Python package {package!r}, which is not installed")
+    ctx.report.note(stage, f"skipped: needs the Python package {package!r} (pip install it, or run the other stages)")
 
 
 def _with_random_models(config: Config, size: str, cache_dir: Path | None, say: Any) -> Config:

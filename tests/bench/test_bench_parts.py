@@ -22,7 +22,7 @@ from rich.console import Console
 from sisyphus.bench.asr import forced_tokens, speech_audio, speech_clip
 from sisyphus.bench.models import STAMP, ensure_folder, is_complete, prepare_random_models
 from sisyphus.bench.report import BenchReport
-from sisyphus.bench.run import DEFAULT_STAGES, parse_stages, resolve_size, run_stage
+from sisyphus.bench.run import DEFAULT_STAGES, _skip_for_missing_package, parse_stages, resolve_size, run_stage
 from sisyphus.frames import MIC_RATE_HZ
 from sisyphus.tts.qwen3.synthetic import official_files, reduce_config
 
@@ -160,3 +160,27 @@ def test_a_stage_module_that_is_missing_becomes_a_note():
 
     run_stage(Holder, "no_such_stage")
     assert Holder.report.notes == [("no_such_stage", "stage not available in this installation; skipped")]
+
+
+def test_a_stage_whose_package_is_missing_becomes_a_note_and_other_errors_stay_errors(monkeypatch):
+    """The pipeline stage needs soundfile (its file sink); a machine without it still benches the rest."""
+    import sys
+
+    class Holder:
+        report = BenchReport()
+        said: list[str] = []
+        say = said.append
+
+    for module in [m for m in sys.modules if m.startswith(("sisyphus.audio", "sisyphus.bench.pipeline"))]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # import soundfile now fails as if not installed
+    run_stage(Holder, "pipeline")
+    assert Holder.report.notes == [
+        ("pipeline", "skipped: needs the Python package 'soundfile' (pip install it, or run the other stages)")
+    ]
+    assert Holder.said == ["pipeline: skipped, it needs the Python package 'soundfile', which is not installed"]
+    assert Holder.report.figures == []
+
+    # A module of Sisyphus's own that is missing is a bug, not a note.
+    with pytest.raises(ModuleNotFoundError):
+        _skip_for_missing_package(Holder, "tts", ModuleNotFoundError("gone", name="sisyphus.tts.gone"))
