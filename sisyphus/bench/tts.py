@@ -5,8 +5,9 @@ prefill and the first `first_chunk_frames` frames plus their decode, with the ch
 the config sets for `talk`. Audible first audio is what a listener waits for: until the
 first sample above -50 dBFS plays, on a speaker that starts with the first chunk (the
 first codec frame is often near-silent; see sisyphus.tts.audible). The real-time factor
-is the whole reply's wall time over its audio length. With random weights the reply is forced to 63 frames (5.04 s at 12.5 Hz)
-(end of speech blocked until then); real weights speak a sentence of about 5 s.
+is the whole reply's wall time over its audio length. With random weights the reply is
+forced to 63 frames (5.04 s at 12.5 Hz) (end of speech blocked until then); real weights
+speak a sentence of about 5 s.
 The cloned voice uses a clone prompt (reference codes and text) built once, outside the
 timing, as `talk` builds it once when a voice is loaded.
 
