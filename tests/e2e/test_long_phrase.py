@@ -75,6 +75,11 @@ def test_talk_speaks_a_long_reply_in_a_cloned_voice(tmp_path, cloned):
     records = transcript(tmp_path)
     replies = of_type(records, "assistant")
     assert [(r["text"], r["interrupted"]) for r in replies] == [(LONG, False)]
+    # The transcript's latency line holds audible first audio beside first audio; tiny random
+    # models are loud from their first sample, so the two agree.
+    (latency,) = of_type(records, "latency")
+    assert latency["tts_audible_ms"] == pytest.approx(latency["tts_first_audio_ms"], abs=1e-6)
+    assert latency["tts_first_audio_ms"] > 0
     # The chunker cuts this run-on sentence once (at 200 characters): each phrase stops at the guard.
     chunker = PhraseChunker()
     phrases = chunker.push(LONG) + chunker.flush()
