@@ -88,8 +88,8 @@ def speak_ours(model: Qwen3TTS, args: argparse.Namespace) -> dict:
         samples += len(chunk)
     total_s = time.perf_counter() - start
     codes = model.last_codes.to(dtype=torch.long).contiguous().numpy().astype(np.int64)
-    return {"first_audio_s": first_s, "audible_first_audio_s": audible.audible_s, "total_s": total_s, "frames": int(model.last_stats.frames),
-            "audio_s": samples / model.sample_rate_hz, "codes_sha1": hashlib.sha1(codes.tobytes()).hexdigest(),
+    return {"first_audio_s": first_s, "audible_first_audio_s": audible.audible_s, "total_s": total_s,
+            "frames": int(model.last_stats.frames), "audio_s": samples / model.sample_rate_hz, "codes_sha1": hashlib.sha1(codes.tobytes()).hexdigest(),
             "peak_rss_mb": peak_rss_mb()}
 
 

@@ -171,7 +171,7 @@ def pick_dtype(device: str, spec: str) -> torch.dtype:
     dtype = _DTYPES[text]
     if device == "cpu" and dtype is torch.float16:
         log.warning("fp16 on the CPU is slow and poorly supported; fp32 or bf16 is better")
-    if capability is not None and dtype is torch.bfloat16 and auto_dtype(capability) is not torch.bfloat16:  # type: ignore[arg-type]
-        major, minor = capability
-        log.warning("bf16 on %s (compute %d.%d) is emulated and slow; fp16 (or auto) runs natively", device, major, minor)
+    if capability is not None and dtype is torch.bfloat16 and capability < BF16_MIN_CAPABILITY:
+        log.warning("bf16 on %s (compute %d.%d) is emulated and slow; fp16 (or auto) runs natively",
+                    device, *capability)
     return dtype

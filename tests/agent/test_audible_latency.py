@@ -56,7 +56,8 @@ def run_turn(tts_first_s: float, every_s: float, quiet_frames: int = 1) -> TurnL
         clock = Clock()
         events: asyncio.Queue = asyncio.Queue()
         controller = TurnController(
-            asr=None, llm=ScriptedLLM(["Hello there. How are you?"]), tts=QuietStartTTS(clock, tts_first_s, every_s, quiet_frames),
+            asr=None, llm=ScriptedLLM(["Hello there. How are you?"]),
+            tts=QuietStartTTS(clock, tts_first_s, every_s, quiet_frames),
             sink=ManualSink(clock=clock), history=RecordingHistory(), make_chunker=SentenceChunker, events=events,
             voice="vivian", clock=clock,
         )  # fmt: skip
