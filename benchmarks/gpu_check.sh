@@ -5,7 +5,8 @@
 #   bash benchmarks/gpu_check.sh OUTDIR --cpu      # the same steps scaled down, on the CPU
 #
 # Steps, each under its own timeout and all under one budget (SISYPHUS_CHECK_BUDGET_S,
-# default 470 s; a step that would start too late is skipped and says so):
+# default 470 s, 1800 s with --cpu, whose caps are 4 times longer; a step that would
+# start too late is skipped and says so):
 #   env.log        the card, driver, torch / transformers / CUDA versions, Sisyphus's CUDA line
 #   (background)   random checkpoints in the official layouts (full size; tiny with --cpu)
 #   tests.log      the CUDA-only tests (skipped on the CPU), and the swap / NaN / seed ones
@@ -27,11 +28,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 cd "$repo"
 py=${PYTHON:-python3}
-budget=${SISYPHUS_CHECK_BUDGET_S:-470}
+if [ "$mode" = "--cpu" ]; then scale=4 budget=${SISYPHUS_CHECK_BUDGET_S:-1800}; else scale=1 budget=${SISYPHUS_CHECK_BUDGET_S:-470}; fi
 end=$((SECONDS + budget))
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 
-if [ -d "$repo/.whl" ] && ls "$repo"/.whl/*.whl >/dev/null 2>&1; then
+if ! "$py" -c "import soundfile, librosa, silero_vad, openai, sounddevice" >/dev/null 2>&1 \
+   && ls "$repo"/.whl/*.whl >/dev/null 2>&1; then
   "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/sisyphus-site "$repo"/.whl/*.whl >"$out/install.log" 2>&1 \
     || { echo "installing .whl failed:"; cat "$out/install.log"; exit 1; }
@@ -42,7 +44,7 @@ else
 fi
 
 if [ "$mode" = "--cpu" ]; then
-  size=tiny device=cpu dtype=fp32 repeats=2 frames=12 durations=2,5
+  size=tiny device=cpu dtype=fp32 repeats=1 frames=12 durations=2,5
 else
   size=full device=cuda dtype=bf16 repeats=3 frames=63 durations=2,5,10
 fi
@@ -50,7 +52,7 @@ cache=${SISYPHUS_CHECK_CACHE:-/tmp/sisyphus-check}
 
 # step NAME CAP_S CMD...: run CMD under `timeout`, capped by what is left of the budget.
 step() {
-  local name=$1 cap=$2 left=$((end - SECONDS)); shift 2
+  local name=$1 cap=$(($2 * scale)) left=$((end - SECONDS)); shift 2
   if ((left < 10)); then echo "skipped: out of time" >"$out/$name.log"; echo "· $name: skipped (out of time)"; return 124; fi
   ((cap < left)) || cap=$left
   local started=$SECONDS

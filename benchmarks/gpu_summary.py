@@ -107,7 +107,9 @@ def summary(out: Path) -> str:
     lines += ["", "| fast path | state |", "|---|---|"]
     paths = {p["name"]: p for p in (bench or {}).get("fast_paths", [])}
     for name, state in ((asr or {}).get("environment", {}).get("fast_paths") or {}).items():
-        paths.setdefault(name, {"name": name, "enabled": ": on" in state, "detail": state})
+        described = state.split(": ", 1)[-1]  # "on (...)" / "off (...)"
+        paths.setdefault(name, {"name": name, "enabled": described.startswith("on"),
+                                "detail": described.partition(" (")[2].rstrip(")")})
     for p in paths.values():
         lines.append(f"| {p['name']} | {'on' if p['enabled'] else 'OFF'}{' — ' + p['detail'] if p['detail'] else ''} |")
     lines += ["", "| figure | median | target | |", "|---|---:|---:|---|"]
@@ -117,10 +119,12 @@ def summary(out: Path) -> str:
     for row in (asr or {}).get("rows", []):
         lines.append(f"| asr_generate {row['audio_s']} s: compiled / generate (ms) | {row['ours_median_ms']:.1f} / "
                      f"{row['plain_median_ms']:.1f} | | ids identical: {'yes' if row['ids_identical'] else 'no'} |")
-    if tts:
-        summary_ = tts.get("summary") or {}
-        lines.append(f"| tts_stream (Sisyphus alone): first audio / RTF | "
-                     f"{summary_.get('first_audio_ms', 'n/a')} / {summary_.get('rtf', 'n/a')} | | |")
+    ours = ((tts or {}).get("summary") or {}).get("sisyphus")
+    if ours:
+        audible = ours.get("audible_first_audio_ms")
+        lines.append(f"| tts_stream (Sisyphus alone): first audio / audible / per frame (ms), RTF | "
+                     f"{ours['first_audio_ms']:.1f} / {'n/a' if audible is None else f'{audible:.1f}'} / "
+                     f"{ours['per_frame_ms']:.1f}, {ours['rtf']:.3f} | | |")
     lines += ["", tests_line(out), ""]
     return "\n".join(lines)
 
