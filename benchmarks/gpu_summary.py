@@ -116,6 +116,13 @@ def summary(out: Path) -> str:
     for label, fig, target, fmt in rows(bench):
         lines.append(f"| {label} | {cell(fig, fmt)} | {'' if target is None else f'≤ {target:g}'} | "
                      f"{verdict(fig, target)} |")
+    first = figure(bench, "tts", "first audio (preset)")
+    if first and "prefill_ms" in first.get("meta", {}):
+        meta = first["meta"]
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        lines.append(f"| TTS preset, where time goes: prefill / frame step / vocoder per frame (ms) | "
+                     f"{med(meta['prefill_ms']):.1f} / {med(meta['step_ms_per_frame']):.2f} / "
+                     f"{med(meta['decode_ms_per_frame']):.2f} | | graphed: {all(meta.get('graphed', []))} |")
     for row in (asr or {}).get("rows", []):
         lines.append(f"| asr_generate {row['audio_s']} s: compiled / generate (ms) | {row['ours_median_ms']:.1f} / "
                      f"{row['plain_median_ms']:.1f} | | ids identical: {'yes' if row['ids_identical'] else 'no'} |")

@@ -81,6 +81,13 @@ def test_random_weights_generate_the_forced_lengths(tiny_run):
     for name, figure in figures(report, "tts").items():
         assert figure["meta"]["frames"] == [63] * REPEATS, name
         assert figure["meta"]["audio_s"] == pytest.approx([5.04] * REPEATS), name
+    first = figures(report, "tts")["first audio (preset)"]
+    for i, first_ms in enumerate(first["values"]):  # the breakdown adds up to no more than the reply took
+        meta = first["meta"]
+        assert meta["prefill_ms"][i] > 0 and meta["step_ms_per_frame"][i] > 0 and meta["decode_ms_per_frame"][i] > 0
+        assert meta["prefill_ms"][i] < first_ms
+        spent = meta["prefill_ms"][i] + 63 * (meta["step_ms_per_frame"][i] + meta["decode_ms_per_frame"][i])
+        assert spent <= 1000 * 5.04 * figures(report, "tts")["real-time factor (preset)"]["values"][i] + 1
     rtf = figures(report, "tts")["real-time factor (preset)"]
     assert rtf["note"] == "63 frames, 5.04 s of audio"
     notes = [n["text"] for n in report["notes"]]

@@ -52,6 +52,11 @@ class StreamStats:
     wall_s: float
     cancelled: bool
     graphed: bool = False  # frame steps replayed CUDA graphs
+    # Where the time went: prompt + prefill (until the prefill is done on the device), the
+    # frame steps (each until its codes reach the host) and the vocoder, in seconds.
+    prefill_s: float = 0.0
+    steps_s: float = 0.0
+    decode_s: float = 0.0
 
     @property
     def real_time_factor(self) -> float:
@@ -290,6 +295,8 @@ class Qwen3TTS:
         graphs = self.graphs if self.graphs and self.graphs.fits(prefill.shape[1], frames) else None
         gen = self._generator(prefill, trailing, max_frames=frames, min_frames=2 if min_frames is None else min_frames,
                               greedy=greedy, seed=seed, graphs=graphs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # so the prefill's share is its own (the first step waits anyway)
         return self._run(gen, ref_codes, cancel, first_chunk_frames, chunk_frames, start)
 
     def _generator(self, prefill: torch.Tensor, trailing: torch.Tensor, *, max_frames: int, min_frames: int,
@@ -302,28 +309,36 @@ class Qwen3TTS:
 
     def _run(self, gen: FrameGenerator, ref_codes: torch.Tensor | None, cancel: threading.Event | None,
              first_chunk: int, chunk: int, start: float) -> Iterator[np.ndarray]:
+        prefill_s = time.perf_counter() - start
         decoder = self._stream_decoder(ref_codes)
         eos = self.cfg.talker.codec_eos_id
         pending: list[torch.Tensor] = []
         frames: list[torch.Tensor] = []
         first_at, samples, cancelled = None, 0, False
+        steps_s = decode_s = 0.0
         while not gen.exhausted:
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
+            began = time.perf_counter()
             codes = gen.step().cpu()
+            steps_s += time.perf_counter() - began
             if int(codes[0]) == eos:
                 break
             pending.append(codes)
             frames.append(codes)
             if len(pending) >= (chunk if first_at is not None else first_chunk):
+                began = time.perf_counter()
                 audio = decoder.push(torch.stack(pending))
+                decode_s += time.perf_counter() - began
                 pending.clear()
                 first_at = first_at or time.perf_counter()
                 samples += audio.shape[0]
                 yield audio
         if pending and not cancelled:
+            began = time.perf_counter()
             audio = decoder.push(torch.stack(pending))
+            decode_s += time.perf_counter() - began
             first_at = first_at or time.perf_counter()
             samples += audio.shape[0]
             yield audio
@@ -331,7 +346,8 @@ class Qwen3TTS:
         self.last_codes = torch.stack(frames) if frames else torch.zeros(0, 16, dtype=torch.long)
         wall = time.perf_counter() - start
         self.last_stats = StreamStats((first_at or time.perf_counter()) - start, len(frames),
-                                      samples / SAMPLE_RATE_HZ, wall, cancelled, gen.replaying)
+                                      samples / SAMPLE_RATE_HZ, wall, cancelled, gen.replaying,
+                                      prefill_s, steps_s, decode_s)
 
     def _check_finite(self, gen: FrameGenerator) -> None:
         """Say once that logits were NaN/inf (the step ended the phrase instead of crashing
