@@ -24,6 +24,7 @@ from sisyphus.errors import ConfigError
 Device = str  # auto | cpu | cuda | cuda:N
 DType = Literal["auto", "bf16", "fp16", "fp32"]
 MemoryStrategy = Literal["resident", "lazy-tts", "swap"]
+TurnModelName = Literal["smart-turn", "none"]
 
 
 def _rule(check: str, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
@@ -64,6 +65,18 @@ class VadConfig:
     pre_roll_ms: int = field(default=320, metadata=_rule("closed", 0, 2000))
     # Longer speech is cut into pieces of at most this length (the ASR window).
     max_utterance_s: float = field(default=25.0, metadata=_rule("closed", 1.0, 30.0))
+    # End of turn: "smart-turn" asks Smart Turn v3.2 (packaged with pipecat-ai) whether the
+    # speech so far is a finished turn; "none" ends every turn after min_silence_ms.
+    turn_model: TurnModelName = "smart-turn"
+    # Smart Turn's probability at or above which a turn counts as finished.
+    turn_threshold: float = field(default=0.5, metadata=_rule("open", 0.0, 1.0))
+    # Silence after which Smart Turn is asked; the turn ends there when it says finished.
+    complete_silence_ms: int = field(default=200, metadata=_rule("closed", 32, 5000))
+    # Silence that ends a turn Smart Turn called unfinished.
+    incomplete_silence_ms: int = field(default=1500, metadata=_rule("closed", 64, 10000))
+    # Silence after which a reply is prepared ahead (held back until the turn ends there,
+    # dropped unheard when speech resumes); null: no preemptive replies.
+    preempt_silence_ms: int | None = field(default=96, metadata=_rule("closed", 32, 5000))
 
 
 @dataclass(frozen=True)

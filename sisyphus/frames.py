@@ -50,6 +50,43 @@ class Utterance:
     end_s: float  # when the speech ended (before the trailing silence)
     detected_s: float  # when the endpointer decided the utterance was over
     final: bool = True  # False for a piece cut from speech longer than the ASR window
+    decision: TurnDecision | None = None  # why the turn ended (final utterances of the endpointer)
+
+
+@dataclass(frozen=True)
+class TurnDecision:
+    """Why the endpointer ended a turn: the turn model's verdict and the silence waited.
+
+    reason: "complete" (the turn model said so after the short silence), "incomplete"
+    (it said not, and the long silence passed), "silence" (no turn model: the plain
+    silence passed) or "input ended".
+    """
+
+    reason: str
+    silence_ms: float  # from the end of speech to the decision
+    probability: float | None = None  # the turn model's probability that the turn is complete
+    model_ms: float | None = None  # its inference time (features included)
+
+
+@dataclass(frozen=True)
+class TurnPaused:
+    """A short pause inside a turn: what was said so far, for a reply prepared ahead.
+
+    The turn may still go on (SpeechResumed follows) or end (an Utterance follows with no
+    speech in between, so with the same words). Fields as in Utterance.
+    """
+
+    samples: np.ndarray  # 16 kHz, from the turn's start (pre-roll included) to now
+    start_s: float
+    end_s: float
+    detected_s: float
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Speech again after a TurnPaused, in the same turn: what was prepared is stale."""
+
+    t_s: float
 
 
 class State(str, enum.Enum):
@@ -126,3 +163,25 @@ class Notice:
 
     text: str
     level: str = "info"  # info | warning | error
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """The end-of-turn decision of a turn that got a reply (for the UI and the transcript)."""
+
+    turn_id: int
+    decision: TurnDecision
+
+
+@dataclass(frozen=True)
+class PreemptiveReply:
+    """A reply prepared at a pause: used when the turn ended there (hit), else dropped unheard.
+
+    head_start_ms: how long before the end of turn was confirmed the preparation began
+    (hits only). turn_id is None for a miss: the dropped reply never became a turn.
+    """
+
+    hit: bool
+    text: str  # what the user had said at the pause
+    turn_id: int | None = None
+    head_start_ms: float | None = None

@@ -7,8 +7,10 @@ finished session from one that was cut off.
 
 Line types: `session` (first; the meta given at start and `started`), `user`,
 `assistant` (the text as played, `interrupted`, and `full_text` the LLM produced),
-`latency` (ms after the end of the user's speech), `notice` (warnings and errors),
-`end`. Every line but the first carries `time` (ISO 8601, local time with offset).
+`latency` (ms after the end of the user's speech), `turn_end` (why the endpointer ended
+the turn: reason, silence waited, Smart Turn's probability and cost), `preempt` (a reply
+prepared at a pause: `hit` true when it played, false when it was dropped unheard, with
+what the user had said then), `notice` (warnings and errors), `end`. Every line but the first carries `time` (ISO 8601, local time with offset).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sisyphus.errors import SisyphusError
-from sisyphus.frames import AssistantSaid, Notice, TurnLatency, UserSaid
+from sisyphus.frames import AssistantSaid, Notice, PreemptiveReply, TurnEnded, TurnLatency, UserSaid
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +169,13 @@ def _record(event: object) -> dict[str, Any] | None:
             "tts_rtf": event.tts_rtf,
             **({"extra": dict(event.extra)} if event.extra else {}),
         }
+    if isinstance(event, TurnEnded):
+        decision = event.decision
+        return {"type": "turn_end", "turn_id": event.turn_id, "reason": decision.reason,
+                "silence_ms": decision.silence_ms, "probability": decision.probability, "model_ms": decision.model_ms}
+    if isinstance(event, PreemptiveReply):
+        return {"type": "preempt", "turn_id": event.turn_id, "hit": event.hit, "text": event.text,
+                "head_start_ms": event.head_start_ms}
     if isinstance(event, Notice) and event.level in NOTICE_LEVELS_KEPT:
         return {"type": "notice", "level": event.level, "text": event.text}
     return None

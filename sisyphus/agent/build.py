@@ -95,7 +95,7 @@ def build_session(
     from sisyphus.llm.history import History
     from sisyphus.runtime.device import pick_device, pick_dtype
     from sisyphus.transcript import TranscriptWriter, default_transcript_dir
-    from sisyphus.vad.endpointer import Endpointer
+    from sisyphus.vad.endpointer import open_endpointer
 
     source, sink, router, voice = ready.source, ready.sink, ready.router, ready.voice
     if models is None:
@@ -122,7 +122,8 @@ def build_session(
         language=config.voice.language,
         barge_in=config.barge_in,
     )
-    endpointer = Endpointer(config.vad) if source is not None else None
+    warn = lambda text: events.put_nowait(Notice(text, "warning"))  # noqa: E731
+    endpointer = open_endpointer(config.vad, warn) if source is not None else None
     parts = SessionParts(
         controller=controller,
         source=source,

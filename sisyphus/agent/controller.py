@@ -5,6 +5,8 @@ queue and owns the state machine idle → listening → transcribing → thinkin
 A reply is a single task (LLM stream → phrase chunker → TTS → speaker); a barge-in
 cancels that task, flushes the speaker, and the history keeps only what was heard.
 Model work runs on one worker thread per model, never on the event loop.
+A reply may also be prepared at a pause inside a turn (TurnPaused): it runs held back,
+and is adopted when the turn ends there or dropped unheard (`sisyphus.agent.preempt`).
 """
 
 from __future__ import annotations
@@ -23,14 +25,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from sisyphus.agent.heard import INTERRUPTED_MARK, ReplyAudio
+from sisyphus.agent.preempt import PreparedReplies
 from sisyphus.errors import SisyphusError
 from sisyphus.frames import (
     AssistantSaid,
     Notice,
+    PreemptiveReply,
+    SpeechResumed,
     SpeechStarted,
     State,
     StateChanged,
+    TurnEnded,
     TurnLatency,
+    TurnPaused,
     Utterance,
     UserSaid,
 )
@@ -97,6 +104,7 @@ class Turn:
     first_audio_s: float | None = None
     tts_rtfs: list[float] = field(default_factory=list)
     audible: AudibleTimer | None = None  # from the first phrase to the first sample a listener hears
+    gate: asyncio.Event | None = None  # a prepared reply: its audio waits until the turn is confirmed
 
 
 class TurnController:
@@ -136,6 +144,8 @@ class TurnController:
         self._pieces: list[str] = []
         self.state = State.IDLE
         self.turns_done = 0
+        self._prepared = PreparedReplies(transcribe=self._transcribe, start_held=self._start_held, emit=self._emit,
+                                         clock=clock)
 
     @property
     def replying(self) -> bool:
@@ -152,6 +162,7 @@ class TurnController:
                 if not self._reply.cancelled():
                     self._reply.result()  # a bug in the last reply surfaces here
         finally:
+            await self._prepared.drop("session ended")
             await self.interrupt(reason="session ended")
             self._asr_pool.shutdown(wait=False, cancel_futures=True)
             self._tts_pool.shutdown(wait=False, cancel_futures=True)
@@ -167,6 +178,11 @@ class TurnController:
             if self.replying and not self.barge_in:
                 return
             await self._on_utterance(item)
+        elif isinstance(item, TurnPaused):
+            if self._asr is not None and (self.barge_in or not self.replying):
+                await self._prepared.start(item, self._pieces)
+        elif isinstance(item, SpeechResumed):
+            await self._prepared.drop("the user went on")
         elif isinstance(item, TypedText):
             # Typed lines queue up like chat messages: each waits for the reply before it.
             if self._reply is not None:
@@ -181,6 +197,9 @@ class TurnController:
 
     async def _on_utterance(self, utt: Utterance) -> None:
         await self.interrupt(reason="barge-in")
+        if utt.final and self._prepared.pending and await self._adopt_prepared(utt):
+            return
+        await self._prepared.drop("the turn went on")
         self._set_state(State.TRANSCRIBING)
         if self._asr is None:
             self._notice("speech heard, but no ASR engine is loaded", "warning")
@@ -206,6 +225,35 @@ class TurnController:
             return
         timing = {"endpoint_ms": (utt.detected_s - utt.end_s) * 1000, "asr_ms": asr_ms}
         self._start_reply(user_text, utt.end_s, timing)
+        if utt.decision is not None:
+            self._emit(TurnEnded(self._turn_ids, utt.decision))
+
+    async def _adopt_prepared(self, utt: Utterance) -> bool:
+        """A hit: the turn ended on the words a reply was prepared for, and that reply plays now."""
+        prep = await self._prepared.adopt()
+        if prep is None:
+            return False
+        turn = prep.turn
+        self._turn_ids += 1
+        turn.id, turn.speech_end_s, self._pieces = self._turn_ids, utt.end_s, []
+        head_start_ms = (self._clock() - prep.started_s) * 1000
+        turn.latency.update(endpoint_ms=(utt.detected_s - utt.end_s) * 1000, head_start_ms=head_start_ms)
+        self._turn, self._reply = turn, prep.task
+        self._emit(UserSaid(turn.id, turn.user_text))
+        if utt.decision is not None:
+            self._emit(TurnEnded(turn.id, utt.decision))
+        self._emit(PreemptiveReply(hit=True, text=turn.user_text, turn_id=turn.id, head_start_ms=head_start_ms))
+        self._set_state(State.THINKING)  # SPEAKING follows from its first chunk, as in any reply
+        turn.gate.set()
+        return True
+
+    async def _transcribe(self, samples: np.ndarray) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._asr_pool, self._asr.transcribe, samples)
+
+    def _start_held(self, user_text: str, speech_end_s: float, timing: dict[str, float]) -> tuple[Turn, Any]:
+        """A turn (numbered when adopted) whose reply runs now but plays only once its gate opens."""
+        turn = Turn(0, user_text, speech_end_s, latency=dict(timing), gate=asyncio.Event())
+        return turn, self._run_reply(turn)
 
     def _start_reply(self, user_text: str, speech_end_s: float, timing: dict[str, float]) -> None:
         self._turn_ids += 1
@@ -276,6 +324,8 @@ class TurnController:
                     if turn.first_audio_s is None:
                         turn.first_audio_s = arrived_s
                         turn.latency["tts_first_audio_ms"] = (turn.first_audio_s - phrase_started) * 1000
+                        if turn.gate is not None:
+                            await turn.gate.wait()
                         self._set_state(State.SPEAKING)
                         turn.audible = AudibleTimer(self._tts.sample_rate_hz, phrase_started)
                     if turn.audible is not None and turn.audible.audible_s is None:

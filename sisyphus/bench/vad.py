@@ -37,7 +37,8 @@ def measure_vad_ms_per_frame(seconds: float) -> list[float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the target is per core; restored below
     try:
-        return _time_frames(Endpointer(VadConfig()), speech_audio(seconds))
+        # Silero alone: the turn model's cost is the turn stage's figure.
+        return _time_frames(Endpointer(VadConfig(turn_model="none")), speech_audio(seconds))
     finally:
         torch.set_num_threads(threads)
 

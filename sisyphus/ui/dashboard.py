@@ -7,6 +7,7 @@ conversation. `render` is public so tests can draw the screen without Live.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 import sys
@@ -25,7 +26,9 @@ from sisyphus.frames import (
     AssistantSaid,
     InputLevel,
     Notice,
+    PreemptiveReply,
     StateChanged,
+    TurnEnded,
     TurnLatency,
     UserSaid,
 )
@@ -36,7 +39,16 @@ from sisyphus.ui.events import (
     ModelsLoaded,
     VoiceChanged,
 )
-from sisyphus.ui.format import LATENCY_FIELDS, clamp_dbfs, cuda_lines, memory_line, models_line
+from sisyphus.ui.format import (
+    LATENCY_FIELDS,
+    clamp_dbfs,
+    cuda_lines,
+    memory_line,
+    models_line,
+    preempt_line,
+    turn_end_line,
+    turn_end_short,
+)
 
 METER_WIDTH = 30
 METER_FLOOR_DBFS = -60.0
@@ -62,6 +74,8 @@ class _Line:
     speaker: str  # "you" | "sisyphus"
     text: str
     interrupted: bool = False
+    turn_id: int | None = None
+    notes: tuple[str, ...] = ()  # how the user's turn ended: "complete 0.93", "prepared reply"
 
 
 class Dashboard:
@@ -95,6 +109,9 @@ class Dashboard:
             attr: deque(maxlen=MEDIAN_WINDOW) for attr, _ in LATENCY_FIELDS
         }
         self._notices: deque[tuple[str, str]] = deque(maxlen=notice_lines)
+        self._last_turn_end = ""
+        self._prepared: dict[bool, int] = {True: 0, False: 0}  # preemptive hits and misses
+        self._last_prepared = ""
 
     # --- View ---
 
@@ -146,7 +163,7 @@ class Dashboard:
             self._state = str(getattr(event.state, "value", event.state))
             self._turn_id = event.turn_id
         elif isinstance(event, UserSaid):
-            self._lines.append(_Line("you", event.text))
+            self._lines.append(_Line("you", event.text, turn_id=event.turn_id))
         elif isinstance(event, AssistantSaid):
             self._lines.append(_Line("sisyphus", event.text, event.interrupted))
         elif isinstance(event, TurnLatency):
@@ -167,6 +184,22 @@ class Dashboard:
             self._config = event.lines
         elif isinstance(event, Notice):
             self._notices.append((event.level, event.text))
+        elif isinstance(event, TurnEnded):
+            self._last_turn_end = f"turn {event.turn_id}: {turn_end_line(event.decision)}"
+            self._annotate(event.turn_id, turn_end_short(event.decision))
+        elif isinstance(event, PreemptiveReply):
+            self._prepared[event.hit] += 1
+            self._last_prepared = preempt_line(event)
+            if event.hit and event.turn_id is not None:
+                self._annotate(event.turn_id, "prepared reply")
+
+    def _annotate(self, turn_id: int, note: str) -> None:
+        """Add a note to the user's line of that turn (the newest one; older turns stay as they were)."""
+        for index in range(len(self._lines) - 1, -1, -1):
+            line = self._lines[index]
+            if line.speaker == "you" and line.turn_id == turn_id:
+                self._lines[index] = dataclasses.replace(line, notes=(*line.notes, note))
+                return
 
     # --- drawing ---
 
@@ -213,7 +246,21 @@ class Dashboard:
         rows += [Text(line, style=cuda_style) for line in self._cuda or ["CUDA status pending"]]
         rows.append(Text(self._memory or "memory pending"))
         rows.append(self._meter())
+        rows += self._turn_lines()
         return Group(*rows)
+
+    def _turn_lines(self) -> list[Text]:
+        """The latest end-of-turn decision and the preemptive replies' hits and misses."""
+        lines = []
+        if self._last_turn_end:
+            lines.append(Text("end of ", style="dim") + Text(self._last_turn_end))
+        hits, misses = self._prepared[True], self._prepared[False]
+        if hits or misses:
+            line = Text("prepared replies ", style="dim")
+            line.append(f"{hits} hit{'s' * (hits != 1)}, {misses} miss{'es' * (misses != 1)}")
+            line.append(f" — {self._last_prepared}", style="dim")
+            lines.append(line)
+        return lines
 
     def _meter(self) -> Text:
         meter = Text()
@@ -240,6 +287,8 @@ class Dashboard:
             said = Text(line.text)
             if line.interrupted:
                 said.append(" [interrupted]", style="yellow")
+            if line.notes:
+                said.append(f" [{' · '.join(line.notes)}]", style="dim")
             if self._height(said, text_width) > left:
                 if not rows:  # the newest line alone is too tall: show its end
                     rows.append((_speaker(line.speaker), self._tail(said, left, text_width)))

@@ -113,3 +113,36 @@ def clamp_dbfs(dbfs: float, floor_dbfs: float = -60.0) -> float:
     if math.isnan(dbfs):
         return floor_dbfs
     return min(0.0, max(floor_dbfs, dbfs))
+
+
+def turn_end_line(decision: object) -> str:
+    """Why a turn ended: "complete (Smart Turn 0.93) after 224 ms of silence, model 12 ms"."""
+    reason = field_of(decision, "reason") or "?"
+    silence = f"{fmt_ms(field_of(decision, 'silence_ms'))} of silence"
+    probability = field_of(decision, "probability")
+    model_ms = field_of(decision, "model_ms")
+    verdict = f" (Smart Turn {probability:.2f})" if isinstance(probability, float) else ""
+    cost = f", model {fmt_ms(model_ms)}" if isinstance(model_ms, float) else ""
+    if reason == "incomplete":
+        return f"incomplete{verdict}: waited {silence}{cost}"
+    if reason == "input ended":
+        return "input ended"
+    return f"{reason}{verdict} after {silence}{cost}"
+
+
+def turn_end_short(decision: object) -> str:
+    """The latency table's cell: "complete 0.93", "incomplete 0.12", "silence"."""
+    reason = str(field_of(decision, "reason") or "?")
+    probability = field_of(decision, "probability")
+    return f"{reason} {probability:.2f}" if isinstance(probability, float) else reason
+
+
+def preempt_line(event: object) -> str:
+    """A prepared reply's fate: used (a hit) or dropped unheard (a miss)."""
+    if field_of(event, "hit"):
+        ahead = field_of(event, "head_start_ms")
+        lead = f" {fmt_ms(ahead)} before the end of turn" if isinstance(ahead, float) else ""
+        return f"hit (turn {field_of(event, 'turn_id')}): the reply prepared{lead} plays"
+    text = str(field_of(event, "text") or "")
+    said = text if len(text) <= 40 else text[:39] + "…"
+    return f"miss: the reply prepared after “{said}” was dropped unheard"

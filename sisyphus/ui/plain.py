@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
-from sisyphus.frames import AssistantSaid, Notice, StateChanged, TurnLatency, UserSaid
+from sisyphus.frames import AssistantSaid, Notice, PreemptiveReply, StateChanged, TurnEnded, TurnLatency, UserSaid
 from sisyphus.ui.events import (
     ConfigSummary,
     CudaUpdate,
@@ -20,7 +20,7 @@ from sisyphus.ui.events import (
     ModelsLoaded,
     VoiceChanged,
 )
-from sisyphus.ui.format import cuda_lines, latency_line, memory_line, models_line
+from sisyphus.ui.format import cuda_lines, latency_line, memory_line, models_line, preempt_line, turn_end_line
 
 
 class PlainView:
@@ -66,6 +66,10 @@ class PlainView:
             return f"latency turn {event.turn_id}: {latency_line(event)}"
         if isinstance(event, Notice):
             return f"{event.level}: {event.text}"
+        if isinstance(event, TurnEnded):
+            return f"end of turn {event.turn_id}: {turn_end_line(event.decision)}"
+        if isinstance(event, PreemptiveReply):
+            return f"preemptive {preempt_line(event)}"
         if isinstance(event, CudaUpdate):
             cuda = "; ".join(cuda_lines(event.status))
             self._last_cuda, changed = cuda, cuda != self._last_cuda

@@ -1,8 +1,19 @@
 """Streaming endpointing: turns microphone blocks into SpeechStarted and Utterance events.
 
 Silero VAD scores each 512-sample frame (32 ms at 16 kHz). A turn starts once a stretch
-of speech holds `min_speech_ms` of voiced frames (so clicks and coughs are not turns), and
-ends after `min_silence_ms` without speech. The utterance handed to ASR starts
+of speech holds `min_speech_ms` of voiced frames (so clicks and coughs are not turns).
+Without a turn model it ends after `min_silence_ms` without speech. With one (Smart Turn,
+`sisyphus.vad.turn`), the model is asked after `complete_silence_ms`: the turn ends there
+when it says the speech is a finished turn, else after `incomplete_silence_ms` (unless
+speech resumes first). Every final Utterance carries that TurnDecision.
+
+Preemptive replies: after `preempt_silence_ms` of silence inside a turn, a TurnPaused
+carries what was said so far, so a reply can be prepared before the turn is confirmed;
+speech after it gives SpeechResumed (the preparation is stale). An Utterance that ends
+the turn with no SpeechResumed after a TurnPaused holds the same speech, only more
+trailing silence.
+
+The utterance handed to ASR starts
 `pre_roll_ms` before the first voiced frame, because Silero reacts a frame or two late and
 first syllables are quiet, and keeps a short tail after the last voiced frame for the
 same reason at the end. Speech longer than `max_utterance_s` (the ASR window) is cut at
@@ -16,14 +27,17 @@ A piece cut from long speech starts exactly where the previous one ended, withou
 so the pieces of a turn concatenate to the continuous audio.
 
 This module does no I/O and is not thread-safe: the agent calls one Endpointer from one
-worker thread. It does not decide about barge-in; the agent does, on SpeechStarted.
+worker thread, and the turn model runs on that thread too (a few frames of delay that the
+queue absorbs). It does not decide about barge-in; the agent does, on SpeechStarted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable
 
@@ -31,7 +45,18 @@ import numpy as np
 import torch
 
 from sisyphus.config import VadConfig
-from sisyphus.frames import MIC_RATE_HZ, SpeechStarted, Utterance, mono_samples
+from sisyphus.errors import ModelError
+from sisyphus.frames import (
+    MIC_RATE_HZ,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDecision,
+    TurnPaused,
+    Utterance,
+    mono_samples,
+)
+from sisyphus.vad.features import WINDOW_SAMPLES
+from sisyphus.vad.turn import TurnModel, load_turn_model
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +64,15 @@ FRAME_SAMPLES = 512
 FRAME_S = FRAME_SAMPLES / MIC_RATE_HZ
 # Silero's own hysteresis: once speaking, a frame is silence only below threshold - 0.15.
 HYSTERESIS = 0.15
-# Audio kept after the last voiced frame (capped by min_silence_ms): word-final consonants.
+# Audio kept after the last voiced frame (capped by the shortest end silence): word-final consonants.
 TAIL_MS = 192
 # A long utterance is cut at the quietest frame within this much before the limit.
 SPLIT_SEARCH_S = 2.0
 
-Event = SpeechStarted | Utterance
+# Frames the turn model hears (its 8 s window).
+TURN_WINDOW_FRAMES = math.ceil(WINDOW_SAMPLES / FRAME_SAMPLES)
+
+Event = SpeechStarted | Utterance | TurnPaused | SpeechResumed
 
 
 class _State(enum.Enum):
@@ -73,15 +101,27 @@ def load_silero_model() -> torch.nn.Module:
 class Endpointer:
     """Streaming endpointing over Silero VAD. Pure, synchronous; the agent calls it on a worker thread."""
 
-    def __init__(self, config: VadConfig, *, model: Callable[..., torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        config: VadConfig,
+        *,
+        model: Callable[..., torch.Tensor] | None = None,
+        turn_model: TurnModel | None = None,
+    ) -> None:
+        """`turn_model` None loads what `config.turn_model` names (none for "none")."""
         self._config = config
         self._model = model if model is not None else load_silero_model()
+        self._turn_model = turn_model if turn_model is not None else load_turn_model(config.turn_model)
         self._threshold = config.threshold
         self._neg_threshold = max(config.threshold - HYSTERESIS, 0.01)
         self._min_speech_frames = max(1, math.ceil(config.min_speech_ms / 1000 / FRAME_S))
-        self._min_silence_frames = max(1, math.ceil(config.min_silence_ms / 1000 / FRAME_S))
+        self._min_silence_frames = _frames(config.min_silence_ms)
+        self._complete_frames = _frames(config.complete_silence_ms)
+        self._incomplete_frames = max(_frames(config.incomplete_silence_ms), self._complete_frames)
+        self._preempt_frames = _frames(config.preempt_silence_ms) if config.preempt_silence_ms else None
         self._pre_roll_frames = math.ceil(config.pre_roll_ms / 1000 / FRAME_S)
-        self._tail_frames = min(math.ceil(TAIL_MS / 1000 / FRAME_S), self._min_silence_frames)
+        shortest_end = self._complete_frames if self._turn_model is not None else self._min_silence_frames
+        self._tail_frames = min(math.ceil(TAIL_MS / 1000 / FRAME_S), shortest_end)
         self._max_frames = max(2, int(config.max_utterance_s / FRAME_S))
         self._search_frames = max(1, min(int(SPLIT_SEARCH_S / FRAME_S), self._max_frames // 2))
         self.reset()
@@ -102,6 +142,9 @@ class Endpointer:
         self._last_voiced = 0
         self._piece_start = 0  # first frame of the current piece's audio
         self._first_piece = True
+        self._paused = False  # a TurnPaused was sent and no speech followed yet
+        self._probability: float | None = None  # the turn model's verdict at this pause
+        self._model_ms: float | None = None
         reset_states = getattr(self._model, "reset_states", None)
         if reset_states is not None:
             reset_states()
@@ -132,7 +175,7 @@ class Endpointer:
         if self._state is not _State.SPEECH:
             self._state = _State.IDLE
             return []
-        return [self._finish_turn(detected_frame=self._n_frames - 1)]
+        return [self._finish_turn(detected_frame=self._n_frames - 1, reason="input ended")]
 
     # --- per-frame state machine ---
 
@@ -173,20 +216,50 @@ class Endpointer:
         return [SpeechStarted(t_s=self._frame_time(self._onset))]
 
     def _step_speech(self, k: int) -> list[Event]:
+        events: list[Event] = []
         if self._voiced:
-            self._last_voiced = k
-        elif k - self._last_voiced >= self._min_silence_frames:
-            return [self._finish_turn(detected_frame=k)]
+            if self._paused:
+                events.append(SpeechResumed(t_s=self._frame_time(k)))
+            self._last_voiced, self._paused, self._probability, self._model_ms = k, False, None, None
+        else:
+            silent = k - self._last_voiced
+            if silent == self._preempt_frames:
+                self._paused = True
+                events.append(self._pause(k))
+            reason = self._end_reason(silent)
+            if reason is not None:
+                return [*events, self._finish_turn(detected_frame=k, reason=reason)]
         if k + 1 - self._piece_start >= self._max_frames:
-            return [self._split(k)]
-        return []
+            self._paused = False  # the pause's audio went to this piece: nothing to resume
+            events.append(self._split(k))
+        return events
 
-    def _finish_turn(self, detected_frame: int) -> Utterance:
+    def _end_reason(self, silent_frames: int) -> str | None:
+        """Whether `silent_frames` of silence end the turn, and why (asks the turn model once per pause)."""
+        if self._turn_model is None:
+            return "silence" if silent_frames >= self._min_silence_frames else None
+        if silent_frames == self._complete_frames:
+            audio = np.concatenate(self._frames[-TURN_WINDOW_FRAMES:])
+            started = time.perf_counter()
+            self._probability = self._turn_model.complete_probability(audio)
+            self._model_ms = (time.perf_counter() - started) * 1000
+            if self._probability >= self._config.turn_threshold:
+                return "complete"
+        return "incomplete" if silent_frames >= self._incomplete_frames else None
+
+    def _pause(self, k: int) -> TurnPaused:
+        """What was said so far: the current piece's audio up to this frame."""
+        utterance = self._utterance(max(self._last_voiced + 1, self._piece_start), k + 1, k, final=False)
+        return TurnPaused(utterance.samples, utterance.start_s, utterance.end_s, utterance.detected_s)
+
+    def _finish_turn(self, detected_frame: int, reason: str) -> Utterance:
         end = max(self._last_voiced + 1, self._piece_start)
         stop = min(end + self._tail_frames, self._n_frames)
         utterance = self._utterance(end, stop, detected_frame, final=True)
-        self._state = _State.IDLE
-        return utterance
+        decision = TurnDecision(reason, (utterance.detected_s - utterance.end_s) * 1000, self._probability,
+                                self._model_ms)
+        self._state, self._paused, self._probability, self._model_ms = _State.IDLE, False, None, None
+        return dataclasses.replace(utterance, decision=decision)
 
     def _split(self, k: int) -> Utterance:
         """Cut before the quietest recent frame, so the cut most likely falls between words."""
@@ -231,6 +304,21 @@ class Endpointer:
         """Session time at the first sample of a frame."""
         sample = frame_index * FRAME_SAMPLES
         return self._t_last - (self._n_samples - 1 - sample) / MIC_RATE_HZ
+
+
+def open_endpointer(config: VadConfig, warn: Callable[[str], None]) -> Endpointer:
+    """The session's endpointer; without the turn model it names, turns end on silence alone (and `warn` says so)."""
+    try:
+        turn_model = load_turn_model(config.turn_model)
+    except ModelError as exc:
+        warn(f"{exc.one_line()}; until then turns end after vad.min_silence_ms of silence")
+        return Endpointer(dataclasses.replace(config, turn_model="none"))
+    return Endpointer(config, turn_model=turn_model)
+
+
+def _frames(ms: int) -> int:
+    """Whole 32 ms frames covering `ms` (at least one)."""
+    return max(1, math.ceil(ms / 1000 / FRAME_S))
 
 
 def _as_mono_float32(samples: np.ndarray) -> np.ndarray:

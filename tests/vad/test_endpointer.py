@@ -44,6 +44,11 @@ def conversation(sentences):
     return timeline([0.8, sentences[0], 1.5, sentences[1], 1.0], background=1e-3)
 
 
+def silence_only(**fields) -> VadConfig:
+    """Turns end on silence alone, no preemptive pauses: what these tests check."""
+    return VadConfig(turn_model="none", preempt_silence_ms=None, **fields)
+
+
 def run(endpointer: Endpointer, audio: np.ndarray, block: int) -> list[tuple[float, SpeechStarted | Utterance]]:
     """Push audio block by block; each event comes with the time of the block that produced it."""
     out = []
@@ -55,7 +60,7 @@ def run(endpointer: Endpointer, audio: np.ndarray, block: int) -> list[tuple[flo
 @pytest.mark.parametrize("block", [512, 320, 1000])
 def test_two_sentences_are_two_utterances_with_speech_boundaries(silero, conversation, block):
     audio, segments = conversation
-    config = VadConfig()
+    config = silence_only()
     events = run(Endpointer(config, model=silero), audio, block)
 
     kinds = [type(event).__name__ for _, event in events]
@@ -87,7 +92,7 @@ def test_block_size_does_not_change_the_result(silero, conversation):
     audio, _ = conversation
     results = []
     for block in (512, 160, 4096):
-        events = run(Endpointer(VadConfig(), model=silero), audio, block)
+        events = run(Endpointer(silence_only(), model=silero), audio, block)
         results.append(
             [(round(e.start_s, 6), round(e.end_s, 6), len(e.samples)) for _, e in events if isinstance(e, Utterance)]
         )
@@ -97,7 +102,7 @@ def test_block_size_does_not_change_the_result(silero, conversation):
 
 def test_in_speech_is_true_only_inside_a_turn(silero, conversation):
     audio, _ = conversation
-    endpointer = Endpointer(VadConfig(), model=silero)
+    endpointer = Endpointer(silence_only(), model=silero)
     states = []
     for samples, t_s in blocks(audio, 512, t0_s=T0_S):
         for event in endpointer.push(samples, t_s):
@@ -112,10 +117,10 @@ def test_a_blip_shorter_than_min_speech_is_not_a_turn(silero, sentences, blip):
     else:  # 100 ms out of the middle of a word: speech, but too short to be a turn
         sound = sentences[0][int(0.5 * MIC_RATE_HZ) : int(0.6 * MIC_RATE_HZ)]
     audio, _ = timeline([1.0, sound, 1.5, sound, 1.5], background=1e-3)
-    assert run(Endpointer(VadConfig(min_speech_ms=200), model=silero), audio, 512) == []
+    assert run(Endpointer(silence_only(min_speech_ms=200), model=silero), audio, 512) == []
     if blip == "speech_100ms":
         # The same audio is a turn when a 32 ms minimum is allowed: min_speech_ms is what rejects it.
-        events = run(Endpointer(VadConfig(min_speech_ms=32), model=silero), audio, 512)
+        events = run(Endpointer(silence_only(min_speech_ms=32), model=silero), audio, 512)
         assert [type(e).__name__ for _, e in events][:2] == ["SpeechStarted", "Utterance"]
 
 
@@ -125,7 +130,7 @@ def test_long_speech_is_cut_into_pieces_no_longer_than_max(silero):
         "and the old man reads a long book about the history of the sea"
     )
     audio, (segment,) = timeline([0.6, long_sentence, 1.0], background=1e-3)
-    config = VadConfig(max_utterance_s=3.0)
+    config = silence_only(max_utterance_s=3.0)
     events = [e for _, e in run(Endpointer(config, model=silero), audio, 1000)]
 
     assert isinstance(events[0], SpeechStarted)
@@ -146,7 +151,7 @@ def test_long_speech_is_cut_into_pieces_no_longer_than_max(silero):
 
 
 def test_reset_drops_the_turn_in_progress(silero, sentences):
-    endpointer = Endpointer(VadConfig(), model=silero)
+    endpointer = Endpointer(silence_only(), model=silero)
     audio, _ = timeline([0.5, sentences[0]], background=1e-3)
     events = run(endpointer, audio, 512)
     assert [type(e).__name__ for _, e in events] == ["SpeechStarted"]
@@ -157,7 +162,7 @@ def test_reset_drops_the_turn_in_progress(silero, sentences):
 
 
 def test_flush_ends_a_turn_at_end_of_input(silero, sentences):
-    endpointer = Endpointer(VadConfig(), model=silero)
+    endpointer = Endpointer(silence_only(), model=silero)
     audio, (segment,) = timeline([0.5, sentences[0]], background=1e-3)
     run(endpointer, audio[: round(segment.voiced_end_s * MIC_RATE_HZ)], 512)
     (utterance,) = endpointer.flush()
@@ -169,10 +174,10 @@ def test_flush_ends_a_turn_at_end_of_input(silero, sentences):
 def test_int16_and_column_blocks_are_accepted(silero, conversation):
     audio, _ = conversation
     as_int16 = np.round(audio * 32767).astype(np.int16)[:, None]
-    events = run(Endpointer(VadConfig(), model=silero), as_int16, 512)
+    events = run(Endpointer(silence_only(), model=silero), as_int16, 512)
     assert [type(e).__name__ for _, e in events] == ["SpeechStarted", "Utterance"] * 2
     with pytest.raises(ValueError, match="mono"):
-        Endpointer(VadConfig(), model=silero).push(np.zeros((512, 2), dtype=np.float32), 0.0)
+        Endpointer(silence_only(), model=silero).push(np.zeros((512, 2), dtype=np.float32), 0.0)
 
 
 def test_loading_silero_keeps_the_process_thread_count():
