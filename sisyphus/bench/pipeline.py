@@ -23,6 +23,11 @@ costs exactly its time to first token and the first phrase is complete at that m
 Clips are played as a microphone would deliver them, in real time, with silence between
 them; the next clip starts only once the previous turn has finished playing, so no turn
 barges into another and a slow machine stretches the conversation instead of garbling it.
+
+The conversation runs twice on the same clips: first with turns ending on the plain
+silence (`vad.turn_model: none`, no prepared replies), which the figures above describe,
+then with semantic end of turn and replies prepared at a pause (`sisyphus.bench.semantic`
+reports that run's voice to voice beside the first).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from sisyphus.bench.clips import clip_paths
 from sisyphus.bench.context import BenchContext
 from sisyphus.bench.llm_server import Behavior, OpenAITestServer
 from sisyphus.config import Config
-from sisyphus.frames import MIC_RATE_HZ, AudioBlock, State, StateChanged, TurnLatency, UserSaid
+from sisyphus.frames import MIC_RATE_HZ, AudioBlock, PreemptiveReply, State, StateChanged, TurnLatency, UserSaid
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +113,7 @@ class ConversationResult:
     output_wait_ms: dict[int, float] = field(default_factory=dict)  # turn id → output block wait
     errors: list[str] = field(default_factory=list)
     stopped: str = ""  # why the conversation ended early, "" when every clip was played
+    prepared: dict[str, int] = field(default_factory=lambda: {"hits": 0, "misses": 0})  # preemptive replies
 
 
 class TurnTimeout(Exception):
@@ -121,10 +127,17 @@ def run(ctx: BenchContext) -> None:
     behavior = Behavior(reply=REPLY_TEXT, chunk_chars=8, first_token_delay_s=FIRST_TOKEN_DELAY_S)
     ctx.say(f"pipeline: {len(script)} turns ({ctx.warmup} warm-up), LLM first token fixed at "
             f"{FIRST_TOKEN_DELAY_S * 1000:.0f} ms")
+    from sisyphus.bench import semantic
+
     with OpenAITestServer(models=(LLM_MODEL,), default=behavior) as server:
         config = session_config(ctx.config, server.base_url)
-        result = run_conversation(ctx, config, script)
-    report_conversation(ctx, config, result, warmup=ctx.warmup)
+        plain = semantic.turn_taking(config, on=False)
+        result = run_conversation(ctx, plain, script)
+        ctx.say("pipeline: the same clips with semantic end of turn and prepared replies")
+        with_semantic = semantic.turn_taking(config, on=True)
+        semantic_result = run_conversation(ctx, with_semantic, script)
+    report_conversation(ctx, plain, result, warmup=ctx.warmup)
+    semantic.report(ctx, with_semantic, semantic_result, result, warmup=ctx.warmup)
 
 
 def session_config(config: Config, llm_url: str) -> Config:
@@ -246,6 +259,8 @@ class _Recorder:
             if self._state is State.TRANSCRIBING and event.state is State.IDLE and not self._heard:
                 attempts.append(None)  # ASR heard nothing: the clip got no turn
             self._state = event.state
+        elif isinstance(event, PreemptiveReply):
+            self._result.prepared["hits" if event.hit else "misses"] += 1
         elif getattr(event, "level", "") == "error":
             self._result.errors.append(str(getattr(event, "text", event)))
 

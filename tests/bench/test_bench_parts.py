@@ -148,7 +148,7 @@ def test_speech_audio_loops_the_packaged_clips():
 
 
 def test_stages_and_sizes():
-    assert parse_stages(None) == DEFAULT_STAGES == ("vad", "asr", "tts", "pipeline")
+    assert parse_stages(None) == DEFAULT_STAGES == ("vad", "turn", "asr", "tts", "pipeline")
     assert parse_stages(["tts", "llm", "tts"]) == ("tts", "llm")
     assert (resolve_size("auto", "cpu"), resolve_size("auto", "cuda:0"), resolve_size("full", "cpu")) == (
         "reduced", "full", "full")

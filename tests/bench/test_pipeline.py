@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from sisyphus.agent.models import ModelSet
-from sisyphus.bench import pipeline
+from sisyphus.bench import pipeline, semantic
 from sisyphus.bench.clips import CLIP_TEXTS, clip_paths, clip_texts
 from sisyphus.bench.context import BenchContext
 from sisyphus.bench.report import BenchReport
@@ -66,11 +66,12 @@ def test_pipeline_reports_every_figure_for_one_turn_per_clip(ctx):
     clips = [p.name for p in clip_paths()]
     names = [pipeline.VOICE_TO_VOICE, pipeline.LLM_FIRST_TOKEN, pipeline.ENDPOINT_SILENCE, pipeline.OWN_SHARE,
              pipeline.ASR, pipeline.TTS_FIRST_AUDIO, pipeline.TTS_AUDIBLE, pipeline.OVERHEAD, pipeline.OUTPUT_WAIT,
-             pipeline.LLM_CLIENT]
+             pipeline.LLM_CLIENT, semantic.VOICE_TO_VOICE, semantic.ENDPOINT_SILENCE]
     figures = {f.name: f for f in report.figures if f.stage == "pipeline"}
+    head_start = figures.pop(semantic.HEAD_START, None)
     assert list(figures) == names
-    # One warm-up turn (the first clip), then every clip once: one turn each, in order.
-    assert sum("pipeline: turn " in line for line in lines) == 1 + len(clips)
+    # Twice (plain silence, then semantic end of turn): one warm-up turn, then every clip once, in order.
+    assert sum("pipeline: turn " in line for line in lines) == 2 * (1 + len(clips))
     for figure in figures.values():
         assert figure.unit == "ms"
         assert figure.n == len(clips), (figure.name, figure.values, report.notes)
@@ -103,6 +104,18 @@ def test_pipeline_reports_every_figure_for_one_turn_per_clip(ctx):
     notes = [text for stage, text in report.notes if stage == "pipeline"]
     assert any(f"first token at {delay_ms:.0f} ms" in text for text in notes)
     assert any("cut at 2 s" in text for text in notes)
+
+    # The semantic run: ended after the short silence (Smart Turn: finished) or the long one.
+    short_ms = ctx.config.vad.complete_silence_ms
+    for silence_ms in figures[semantic.ENDPOINT_SILENCE].values:
+        assert short_ms <= silence_ms < short_ms + 2 * 32 or silence_ms >= ctx.config.vad.incomplete_silence_ms
+    (counts,) = [text for text in notes if "prepared replies played" in text]
+    hits = int(counts.split("semantic run: ")[1].split()[0])
+    # Every turn's reply started at a pause of the clip's last words, so each played from a preparation.
+    assert head_start is not None and hits >= head_start.n >= len(clips)
+    assert all(value > 0 for value in head_start.values)
+    (gain,) = [text for text in notes if text.startswith("median voice to voice")]
+    assert "(target ≥ 150 ms)" in gain
 
 
 def test_conversation_source_waits_for_each_turn_and_times_out_when_none_comes():
