@@ -115,3 +115,20 @@ def test_smart_turn_hears_finished_sentences_as_finished_and_trailing_ones_as_no
     assert max(trailing) < 0.1, trailing
     # The same input gives the same verdict (no state between calls).
     assert smart_turn.complete_probability(_trimmed(FINISHED[0])) == finished[0]
+
+
+def test_the_turn_keys_are_checked_and_null_turns_preparation_off(tmp_path):
+    from sisyphus.config import load_config
+    from sisyphus.errors import ConfigError
+
+    path = tmp_path / "models.yaml"
+    path.write_text("vad:\n  turn_model: none\n  preempt_silence_ms: null\n  incomplete_silence_ms: 2000\n")
+    vad = load_config(path, env={}).vad
+    assert (vad.turn_model, vad.preempt_silence_ms, vad.incomplete_silence_ms) == ("none", None, 2000)
+    path.write_text("vad:\n  turn_model: maybe\n  turn_threshold: 1.5\n  complete_silence_ms: 10\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = caught.value.message
+    assert "vad.turn_model: must be one of 'smart-turn', 'none', got 'maybe'" in message
+    assert "vad.turn_threshold: must be in (0, 1), got 1.5" in message
+    assert "vad.complete_silence_ms: must be in [32, 5000], got 10" in message
