@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sisyphus.config import VadConfig
-from sisyphus.frames import MIC_RATE_HZ, SpeechResumed, SpeechStarted, TurnPaused, Utterance
+from sisyphus.frames import MIC_RATE_HZ, SpeechResumed, SpeechStarted, Utterance
 from sisyphus.vad import Endpointer, load_silero_model
 from sisyphus.vad.endpointer import FRAME_S, TURN_WINDOW_FRAMES
 from sisyphus.vad.turn import SmartTurn
