@@ -29,12 +29,14 @@ def test_the_turn_stage_reports_cost_and_decisions():
 
     assert torch.get_num_threads() == threads  # the one-thread measurement leaves the process as it was
     figures = {f.name: f for f in ctx.report.figures}
-    assert sorted(figures) == sorted(["per inference", "features", "model", "end-of-turn delay, finished",
-                                      "end-of-turn delay, trailing off"])
+    assert sorted(figures) == sorted(["per inference", "per inference, CPU time", "features", "model",
+                                      "end-of-turn delay, finished", "end-of-turn delay, trailing off"])
     cost = [figures[name] for name in ("per inference", "features", "model")]
     assert all(f.unit == "ms" and f.n == 10 and min(f.values) > 0 for f in cost)
     for total, features, model in zip(*(f.values for f in cost)):
         assert math.isclose(total, features + model)
+    cpu = figures["per inference, CPU time"]
+    assert cpu.n == 10 and all(0 < c <= t * 1.05 + 1 for c, t in zip(cpu.values, cost[0].values))
     short_ms = math.ceil(config.vad.complete_silence_ms / 1000 / FRAME_S) * FRAME_S * 1000 - 1000 / 16000
     long_ms = math.ceil(config.vad.incomplete_silence_ms / 1000 / FRAME_S) * FRAME_S * 1000 - 1000 / 16000
     for name, texts in (("end-of-turn delay, finished", turn.FINISHED), ("end-of-turn delay, trailing off",
