@@ -88,9 +88,10 @@ def test_barge_in_stops_playback_and_the_history_keeps_only_what_was_heard(tmp_p
     long_reply = "One two three four five six. Seven eight nine ten eleven twelve. Thirteen fourteen fifteen."
     server.script(Behavior(reply=long_reply), Behavior(reply="Sure, go ahead."))
 
+    # About barge-in: turns end on silence alone (Smart Turn would end a turn at "Wait, stop,").
     result = run_talk(
-        config(tts__max_seconds_per_phrase=2.0), talk_env(tmp_path),
-        "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.wav"),
+        config(tts__max_seconds_per_phrase=2.0, vad__turn_model="none", vad__preempt_silence_ms=None),
+        talk_env(tmp_path), "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.wav"),
     )
 
     assert result.returncode == 0, result.stderr[-3000:]
