@@ -24,10 +24,10 @@ Clips are played as a microphone would deliver them, in real time, with silence 
 them; the next clip starts only once the previous turn has finished playing, so no turn
 barges into another and a slow machine stretches the conversation instead of garbling it.
 
-The conversation runs twice on the same clips: first with turns ending on the plain
+The conversation runs three times on the same clips: first with turns ending on the plain
 silence (`vad.turn_model: none`, no prepared replies), which the figures above describe,
-then with semantic end of turn and replies prepared at a pause (`sisyphus.bench.semantic`
-reports that run's voice to voice beside the first).
+then with semantic end of turn and replies prepared at a pause, then with prepared
+replies alone (`sisyphus.bench.semantic` reports their voice to voice beside the first).
 """
 
 from __future__ import annotations
@@ -131,13 +131,16 @@ def run(ctx: BenchContext) -> None:
 
     with OpenAITestServer(models=(LLM_MODEL,), default=behavior) as server:
         config = session_config(ctx.config, server.base_url)
-        plain = semantic.turn_taking(config, on=False)
+        plain = semantic.turn_taking(config, semantic=False, prepared=False)
         result = run_conversation(ctx, plain, script)
         ctx.say("pipeline: the same clips with semantic end of turn and prepared replies")
-        with_semantic = semantic.turn_taking(config, on=True)
+        with_semantic = semantic.turn_taking(config, semantic=True, prepared=True)
         semantic_result = run_conversation(ctx, with_semantic, script)
+        ctx.say("pipeline: the same clips with prepared replies alone")
+        prepared_result = run_conversation(ctx, semantic.turn_taking(config, semantic=False, prepared=True), script)
     report_conversation(ctx, plain, result, warmup=ctx.warmup)
     semantic.report(ctx, with_semantic, semantic_result, result, warmup=ctx.warmup)
+    semantic.report_prepared_only(ctx, prepared_result, result, warmup=ctx.warmup)
 
 
 def session_config(config: Config, llm_url: str) -> Config:

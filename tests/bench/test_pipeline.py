@@ -66,12 +66,13 @@ def test_pipeline_reports_every_figure_for_one_turn_per_clip(ctx):
     clips = [p.name for p in clip_paths()]
     names = [pipeline.VOICE_TO_VOICE, pipeline.LLM_FIRST_TOKEN, pipeline.ENDPOINT_SILENCE, pipeline.OWN_SHARE,
              pipeline.ASR, pipeline.TTS_FIRST_AUDIO, pipeline.TTS_AUDIBLE, pipeline.OVERHEAD, pipeline.OUTPUT_WAIT,
-             pipeline.LLM_CLIENT, semantic.VOICE_TO_VOICE, semantic.ENDPOINT_SILENCE]
+             pipeline.LLM_CLIENT, semantic.VOICE_TO_VOICE, semantic.ENDPOINT_SILENCE, semantic.PREPARED_ONLY]
     figures = {f.name: f for f in report.figures if f.stage == "pipeline"}
     head_start = figures.pop(semantic.HEAD_START, None)
     assert list(figures) == names
-    # Twice (plain silence, then semantic end of turn): one warm-up turn, then every clip once, in order.
-    assert sum("pipeline: turn " in line for line in lines) == 2 * (1 + len(clips))
+    # Three times (plain silence, semantic end of turn, prepared replies alone): one warm-up turn, then
+    # every clip once, in order.
+    assert sum("pipeline: turn " in line for line in lines) == 3 * (1 + len(clips))
     for figure in figures.values():
         assert figure.unit == "ms"
         assert figure.n == len(clips), (figure.name, figure.values, report.notes)
@@ -114,8 +115,8 @@ def test_pipeline_reports_every_figure_for_one_turn_per_clip(ctx):
     # Every turn's reply started at a pause of the clip's last words, so each played from a preparation.
     assert head_start is not None and hits >= head_start.n >= len(clips)
     assert all(value > 0 for value in head_start.values)
-    (gain,) = [text for text in notes if text.startswith("median voice to voice")]
-    assert "(target ≥ 150 ms)" in gain
+    gains = [text for text in notes if text.startswith("median voice to voice")]
+    assert len(gains) == 2 and "(target: ≥ 150 ms lower)" in gains[0] and "with prepared replies alone" in gains[1]
 
 
 def test_conversation_source_waits_for_each_turn_and_times_out_when_none_comes():
