@@ -10,7 +10,8 @@ Line types: `session` (first; the meta given at start and `started`), `user`,
 `latency` (ms after the end of the user's speech), `turn_end` (why the endpointer ended
 the turn: reason, silence waited, Smart Turn's probability and cost), `preempt` (a reply
 prepared at a pause: `hit` true when it played, false when it was dropped unheard, with
-what the user had said then), `notice` (warnings and errors), `end`. Every line but the first carries `time` (ISO 8601, local time with offset).
+what the user had said then), `notice` (warnings and errors), `end`. Every line but the
+first carries `time` (ISO 8601, local time with offset).
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ def test_plain_prints_each_decision_and_each_hit_or_miss():
         "end of turn 2: incomplete (Smart Turn 0.07): waited 1504 ms of silence, model 11 ms",
         "end of turn 3: silence after 416 ms of silence",
         "end of turn 4: input ended",
-        "preemptive miss: the reply prepared after “I'd like to book a table for, um, somew…” was dropped unheard",
+        "preemptive miss: the reply prepared after “I'd like to book a table for, um, somew…” was dropped"
+        " unheard",
         "preemptive hit (turn 2): the reply prepared 180 ms before the end of turn plays",
     ]
 
