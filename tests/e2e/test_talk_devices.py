@@ -68,9 +68,12 @@ def test_spoken_turns_reach_the_speaker_and_a_barge_in_silences_it(
     long_reply = "One two three four five six. Seven eight nine ten eleven twelve. Thirteen fourteen fifteen."
     with OpenAITestServer(models=("test-model",)) as server, pulse_devices() as pa:
         server.script(Behavior(reply="Hello from the speaker."), Behavior(reply=long_reply), Behavior(reply="Sure."))
+        # About barge-in: turns end on silence alone (Smart Turn would end a turn at "Stop, stop,", and
+        # replies prepared at the commas would take the scripted replies out of order).
         config = write_config(
             tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder, tts_base=tiny_tts_base_folder,
-            llm_url=server.base_url, tts__max_seconds_per_phrase=2.0,
+            llm_url=server.base_url, tts__max_seconds_per_phrase=2.0, vad__turn_model="none",
+            vad__preempt_silence_ms=None,
         )
         talk = Talk(talk_command(config), talk_env(tmp_path, pa.env))
         try:
