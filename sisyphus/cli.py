@@ -156,6 +156,7 @@ def bench(
     dtype: DtypeOpt = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="Where random checkpoints are kept (default ~/.cache/sisyphus/bench).")] = None,
     seconds: Annotated[float, typer.Option("--seconds", help="Audio pushed through the VAD by the vad stage.")] = 10.0,
+    turn_taking: Annotated[bool, typer.Option("--turn-taking/--no-turn-taking", help="pipeline: also run the clips with semantic end of turn and prepared replies (two more conversations).")] = True,
 ) -> None:
     """Measure latency per stage, voice to voice and memory; medians and p90 over repeats."""
     from rich.console import Console
@@ -164,7 +165,7 @@ def bench(
 
     options = BenchOptions(
         stages=parse_stages(stages), random_weights=random_weights, size=size, repeats=repeats, warmup=warmup,
-        json_path=json_file, cache_dir=cache, vad_seconds=seconds,
+        json_path=json_file, cache_dir=cache, vad_seconds=seconds, turn_taking=turn_taking,
     )  # fmt: skip
     cfg = read_config(config, {"device": device, "dtype": dtype})
     wide = None if sys.stdout.isatty() else 160  # a pipe or file gets whole rows, not wrapped cells

@@ -34,6 +34,7 @@ class BenchContext:
     report: BenchReport
     models: ModelSet  # loaded once, reused by every stage
     vad_seconds: float = 10.0  # audio pushed through the endpointer by the vad stage
+    turn_taking: bool = True  # pipeline: also run with semantic end of turn and prepared replies
     gpu_baseline_bytes: int | None = None  # card memory in use before the run touched CUDA
     say: Callable[[str], None] = field(default=lambda text: None)  # progress lines (stderr)
 

@@ -133,6 +133,11 @@ def run(ctx: BenchContext) -> None:
         config = session_config(ctx.config, server.base_url)
         plain = semantic.turn_taking(config, semantic=False, prepared=False)
         result = run_conversation(ctx, plain, script)
+        if not ctx.turn_taking:
+            report_conversation(ctx, plain, result, warmup=ctx.warmup)
+            ctx.report.note("pipeline", "turn-taking runs (semantic end of turn, prepared replies) left out: "
+                                        "--no-turn-taking")
+            return
         ctx.say("pipeline: the same clips with semantic end of turn and prepared replies")
         with_semantic = semantic.turn_taking(config, semantic=True, prepared=True)
         semantic_result = run_conversation(ctx, with_semantic, script)

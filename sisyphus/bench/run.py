@@ -35,6 +35,7 @@ class BenchOptions:
     json_path: Path | None = None
     cache_dir: Path | None = None  # random checkpoints go to <cache_dir>/<size>; default ~/.cache/sisyphus/bench
     vad_seconds: float = 10.0
+    turn_taking: bool = True  # pipeline: also the runs with semantic end of turn / prepared replies
 
 
 def parse_stages(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -97,7 +98,8 @@ def run_bench(config: Config, options: BenchOptions, console: Any, progress: Any
     models = ModelSet(config, device=device, dtype=dtype, notify=say)
     ctx = BenchContext(config=config, device=device, dtype=dtype, repeats=options.repeats, warmup=options.warmup,
                        random_weights=options.random_weights, size=size, report=BenchReport(stages=list(options.stages)),
-                       models=models, vad_seconds=options.vad_seconds, say=say, gpu_baseline_bytes=baseline)
+                       models=models, vad_seconds=options.vad_seconds, turn_taking=options.turn_taking, say=say,
+                       gpu_baseline_bytes=baseline)
     if device.startswith("cuda"):
         import torch
 

@@ -169,3 +169,17 @@ def test_turn_figures_skip_the_warm_up_and_say_why_a_clip_has_no_figures():
     assert (turn.clip, turn.output_wait_ms) == ("d.wav", 12.0)
     assert turn.own_share_ms == 730.0 - 210.0 - 416.0
     assert turn.overhead_ms == 730.0 - 210.0 - 416.0 - 50.0 - 30.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_no_turn_taking_runs_one_conversation(ctx):
+    """--no-turn-taking (what the GPU check uses to fit its budget): the plain run alone, and a note saying so."""
+    lines: list[str] = []
+    ctx = dataclasses.replace(ctx, say=lines.append, report=BenchReport(), turn_taking=False)
+    pipeline.run(ctx)
+    names = {f.name for f in ctx.report.figures if f.stage == "pipeline"}
+    assert pipeline.VOICE_TO_VOICE in names and semantic.VOICE_TO_VOICE not in names
+    assert semantic.PREPARED_ONLY not in names
+    assert sum("pipeline: turn " in line for line in lines) == 1 + len(clip_paths())
+    assert any("--no-turn-taking" in text for stage, text in ctx.report.notes if stage == "pipeline")
