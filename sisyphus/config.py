@@ -123,6 +123,26 @@ class TtsConfig:
 
 
 @dataclass(frozen=True)
+class RemoteConfig:
+    # Base URL (ending in /v1) of a vLLM server running GLM-ASR; "" runs ASR in this process.
+    asr_url: str = ""
+    # vLLM-Omni server of the CustomVoice model (preset voices); "" runs it in this process.
+    tts_custom_url: str = ""
+    # vLLM-Omni server of the Base model (cloned voices); "" runs it in this process.
+    tts_base_url: str = ""
+    # How remote TTS audio arrives: "audio" (raw 24 kHz PCM) or "sse" (base64 events).
+    tts_stream_format: Literal["audio", "sse"] = "audio"
+    # Time allowed to connect, for the first byte, and between two pieces of a stream.
+    timeout_s: float = field(default=10.0, metadata=_rule("open", 0.0, 600.0))
+    # Retries (with backoff) of a request that failed before its first byte.
+    max_retries: int = field(default=1, metadata=_rule("closed", 0, 10))
+    # Secrets: read from SISYPHUS_ASR_API_KEY, SISYPHUS_TTS_CUSTOM_API_KEY, SISYPHUS_TTS_BASE_API_KEY only.
+    asr_api_key: str = field(default="", repr=False, metadata={"env_only": True})
+    tts_custom_api_key: str = field(default="", repr=False, metadata={"env_only": True})
+    tts_base_api_key: str = field(default="", repr=False, metadata={"env_only": True})
+
+
+@dataclass(frozen=True)
 class Config:
     device: Device = field(default="auto", metadata={"check": "device"})
     dtype: DType = "auto"
@@ -135,6 +155,7 @@ class Config:
     llm: LlmConfig = LlmConfig()
     audio: AudioConfig = AudioConfig()
     tts: TtsConfig = TtsConfig()
+    remote: RemoteConfig = RemoteConfig()
     # Folder the config was read from (relative paths resolve against it).
     base_dir: str = field(default=".", metadata={"internal": True})
 
@@ -155,6 +176,12 @@ ENV_VARS: dict[str, str] = {
     "SISYPHUS_TTS_CUSTOM_MODEL": "models.tts_custom",
     "SISYPHUS_INPUT_DEVICE": "audio.input_device",
     "SISYPHUS_OUTPUT_DEVICE": "audio.output_device",
+    "SISYPHUS_ASR_URL": "remote.asr_url",
+    "SISYPHUS_TTS_CUSTOM_URL": "remote.tts_custom_url",
+    "SISYPHUS_TTS_BASE_URL": "remote.tts_base_url",
+    "SISYPHUS_ASR_API_KEY": "remote.asr_api_key",
+    "SISYPHUS_TTS_CUSTOM_API_KEY": "remote.tts_custom_api_key",
+    "SISYPHUS_TTS_BASE_API_KEY": "remote.tts_base_api_key",
 }
 
 DEFAULT_CONFIG_NAME = "models.yaml"
@@ -186,6 +213,7 @@ def load_config(
     file_llm = raw.get("llm")
     if isinstance(file_llm, dict) and "api_key" in file_llm:
         errors.append("llm.api_key: secrets are not read from YAML, set OPENAI_API_KEY instead")
+    errors.extend(_secrets_in_yaml(raw.get("remote")))
     env = os.environ if env is None else env
     for var, dotted in ENV_VARS.items():
         if env.get(var):
@@ -201,6 +229,18 @@ def load_config(
             f"fix {path}" if path else "fix the flags or environment variables",
         )
     return config
+
+
+def _secrets_in_yaml(section: Any) -> list[str]:
+    """remote.*_api_key in the file: each names the environment variable to use instead."""
+    if not isinstance(section, dict):
+        return []
+    by_path = {dotted: var for var, dotted in ENV_VARS.items()}
+    return [
+        f"remote.{key}: secrets are not read from YAML, set {by_path[f'remote.{key}']} instead"
+        for key in section
+        if key.endswith("_api_key") and f"remote.{key}" in by_path
+    ]
 
 
 def resolve_path(config: Config, value: str) -> Path:

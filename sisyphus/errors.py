@@ -50,3 +50,7 @@ class TTSError(SisyphusError):
 
 class VoiceError(SisyphusError):
     """The voice library refuses a name, a file or an operation."""
+
+
+class RemoteError(SisyphusError):
+    """A remote ASR/TTS server (vLLM, vLLM-Omni) is down, refused a request or broke off a stream."""

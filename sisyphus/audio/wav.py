@@ -66,3 +66,16 @@ class StreamingWavWriter:
                 struct.pack("<I", data_bytes),
             ]
         )
+
+
+def wav_bytes(samples: np.ndarray, sample_rate_hz: int) -> bytes:
+    """A whole mono 16-bit WAV in memory (what remote ASR and clone references upload)."""
+    pcm = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    data = np.round(pcm * 32767.0).astype("<i2").tobytes()
+    rate = sample_rate_hz
+    header = b"".join([
+        b"RIFF", struct.pack("<I", 36 + len(data)), b"WAVE",
+        b"fmt ", struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16),
+        b"data", struct.pack("<I", len(data)),
+    ])
+    return header + data
