@@ -8,7 +8,10 @@ user gets one clear line instead of waiting for a load that cannot succeed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from sisyphus.hub import model_folder
 from sisyphus.agent.session import SessionParts
 from sisyphus.config import Config
 from sisyphus.frames import Notice
+from sisyphus.runtime.remote import remote_keys
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +61,11 @@ def prepare(config: Config, options: TalkOptions, notify: Any) -> Prepared:
     router = VoiceRouter.from_config(config, notify=notify)
     voice = router.info(options.voice).name if options.voice else router.default_voice()
     tts_key = router.model_for(voice)
-    if source is not None:
+    remote = remote_keys(config)
+    if source is not None and "asr" not in remote:
         model_folder(config, "asr")
-    model_folder(config, tts_key)
+    if tts_key not in remote:
+        model_folder(config, tts_key)
     return Prepared(source, sink, router, voice, tts_key)
 
 
@@ -91,17 +97,16 @@ def build_session(
     session on them instead of loading a second copy; `talk` leaves it out.
     """
     from sisyphus.llm.chunker import PhraseChunker
-    from sisyphus.llm.client import ChatClient
     from sisyphus.llm.history import History
-    from sisyphus.runtime.device import pick_device, pick_dtype
     from sisyphus.transcript import TranscriptWriter, default_transcript_dir
     from sisyphus.vad.endpointer import open_endpointer
 
     source, sink, router, voice = ready.source, ready.sink, ready.router, ready.voice
+    light = all_remote(config, with_asr=source is not None)
+    if not light:
+        from sisyphus.llm.client import ChatClient
     if models is None:
-        device = pick_device(config.device)
-        dtype = pick_dtype(device, config.dtype)
-        models = ModelSet(config, device=device, dtype=dtype, notify=notify, with_asr=source is not None)
+        models = _model_set(config, notify, with_asr=source is not None, light=light)
     device = models.device
     models.load_at_start(ready.tts_key)
 
@@ -112,7 +117,7 @@ def build_session(
     )
     controller = TurnController(
         asr=models if source is not None else None,
-        llm=ChatClient(config.llm),
+        llm=DeferredChat(config.llm) if light else ChatClient(config.llm),
         tts=RoutedSynthesizer(models, router, config),
         sink=sink,
         history=History(config.llm.system_prompt, config.llm.max_history_turns),
@@ -123,7 +128,8 @@ def build_session(
         barge_in=config.barge_in,
     )
     warn = lambda text: events.put_nowait(Notice(text, "warning"))  # noqa: E731
-    endpointer = open_endpointer(config.vad, warn) if source is not None else None
+    # With every model remote, Silero runs on onnxruntime and the session never imports torch.
+    endpointer = open_endpointer(config.vad, warn, model=_onnx_vad() if light else None) if source is not None else None
     parts = SessionParts(
         controller=controller,
         source=source,
@@ -136,3 +142,56 @@ def build_session(
     )
     events.put_nowait(Notice(f"transcript: {writer.path}"))
     return parts, models
+
+
+def all_remote(config: Config, *, with_asr: bool) -> bool:
+    """Whether no model of the session runs in this process (then torch is never imported)."""
+    needed = {"tts_custom", "tts_base"} | ({"asr"} if with_asr else set())
+    return needed <= remote_keys(config)
+
+
+def _model_set(config: Config, notify: Any, *, with_asr: bool, light: bool) -> ModelSet:
+    if light:
+        return ModelSet(config, device="remote", dtype="", notify=notify, with_asr=with_asr)
+    from sisyphus.runtime.device import pick_device, pick_dtype
+
+    device = pick_device(config.device)
+    return ModelSet(config, device=device, dtype=pick_dtype(device, config.dtype), notify=notify, with_asr=with_asr)
+
+
+def _onnx_vad() -> Any:
+    from sisyphus.vad.silero_onnx import SileroOnnx
+
+    return SileroOnnx.load()
+
+
+class DeferredChat:
+    """The LLM client, made on the first reply; importing `openai` (about 1 s of CPU) runs meanwhile.
+
+    On the light path (every model remote) that import would be half of `talk`'s start-up,
+    yet the first reply needs it only after the user has spoken and been transcribed, so
+    a thread imports it while the session already listens. The stream is the ChatClient's.
+    """
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        self._client: Any = None
+        self._imported = threading.Thread(target=_import_chat_client, name="sisyphus-llm-import", daemon=True)
+        self._imported.start()
+
+    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
+        if self._client is None:
+            await asyncio.to_thread(self._imported.join)
+            from sisyphus.llm.client import ChatClient
+
+            self._client = ChatClient(self._config)
+        async with contextlib.aclosing(self._client.stream(messages)) as deltas:
+            async for delta in deltas:
+                yield delta
+
+
+def _import_chat_client() -> None:
+    try:
+        import sisyphus.llm.client  # noqa: F401 - imported for its side effect: a warm module cache
+    except Exception:  # the first reply imports it again and reports the error there
+        log.debug("importing the LLM client failed", exc_info=True)

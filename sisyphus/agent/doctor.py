@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,6 +13,7 @@ from rich.table import Table
 from sisyphus.hub import model_folder
 from sisyphus.config import Config, resolve_path
 from sisyphus.errors import ConfigError, SisyphusError
+from sisyphus.runtime.remote import remote_keys
 
 MODEL_KEYS = {"asr": "asr", "tts-base": "tts_base", "tts-custom": "tts_custom"}
 
@@ -25,10 +27,10 @@ class Check:
 
 
 def run_doctor(config: Config, console: Console | None = None) -> int:
-    """Run every check, print one line each; exit code 1 if any failed."""
+    """Run every check (each remote server's too), print one line each; exit code 1 if any failed."""
     console = console or Console()
     checks: list[Check] = []
-    for probe in (_check_torch, _check_models, _check_audio, _check_llm):
+    for probe in (_check_torch, _check_models, _check_remote, _check_audio, _check_llm):
         checks.extend(probe(config))
     for check in checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
@@ -55,8 +57,13 @@ def _check_torch(config: Config) -> list[Check]:
 
 def _check_models(config: Config) -> list[Check]:
     checks = []
+    remote = remote_keys(config)
     for key, attr in MODEL_KEYS.items():
         repo = getattr(config.models, attr)
+        if attr in remote:
+            url = getattr(config.remote, f"{attr}_url")
+            checks.append(Check(f"model {key}", True, f"{repo}: served by {url}, not needed on this disk"))
+            continue
         try:
             folder = model_folder(config, attr)
         except SisyphusError as exc:
@@ -64,6 +71,48 @@ def _check_models(config: Config) -> list[Check]:
         else:
             checks.append(Check(f"model {key}", True, f"{repo} → {folder}"))
     return checks
+
+
+def _check_remote(config: Config) -> list[Check]:
+    """Each remote server: reachable, serving the configured model, answering a tiny request."""
+    from sisyphus.runtime.remote import remote_endpoint
+
+    checks = []
+    for key in ("asr", "tts_custom", "tts_base"):
+        endpoint = remote_endpoint(config, key)
+        if endpoint is None:
+            continue
+        name = f"remote {key.replace('_', '-')}"
+        try:
+            checks.append(Check(name, True, f"{endpoint.base_url}: {_probe(config, endpoint)}"))
+        except SisyphusError as exc:
+            checks.append(Check(name, False, exc.message, exc.hint))
+    return checks
+
+
+def _probe(config: Config, endpoint: Any) -> str:
+    """One tiny request: a packaged speech clip to transcribe, or "Hello." to speak."""
+    import soundfile as sf
+
+    from sisyphus.bench.clips import clip_paths, clip_texts
+
+    path = clip_paths()[0]
+    clip, rate = sf.read(path, dtype="float32")
+    if endpoint.key == "asr":
+        from sisyphus.asr.remote import RemoteRecognizer
+
+        engine: Any = RemoteRecognizer(endpoint, language=config.voice.language)
+        try:
+            return engine.check(clip)
+        finally:
+            engine.close()
+    from sisyphus.tts.remote import CloneReference, RemoteSynthesizer
+
+    engine = RemoteSynthesizer(endpoint, stream_format=config.remote.tts_stream_format)
+    try:
+        return engine.check(CloneReference.from_samples("doctor", clip, rate, clip_texts()[path.name]))
+    finally:
+        engine.close()
 
 
 def _check_audio(config: Config) -> list[Check]:

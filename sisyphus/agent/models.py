@@ -11,7 +11,10 @@
 
 A preset voice needs the CustomVoice model and a cloned voice the Base model; a session
 that switches between the two kinds loads the other model when it is first needed.
-Every method that loads or runs a model is called from a model worker thread.
+A model with a server configured (`remote.*_url`) is not loaded: its remote engine
+(asr/remote.py, tts/remote.py) takes its place behind the same methods, connecting
+stands for loading, and the memory strategy leaves it alone. Every method that loads or
+runs a model is called from a model worker thread.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from sisyphus.config import Config
 from sisyphus.hub import model_folder
 from sisyphus.errors import TTSError
+from sisyphus.runtime.remote import remote_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +66,9 @@ class ModelSet:
         return self._config.memory == "swap" and self.device.startswith("cuda")
 
     def loaded(self) -> list[str]:
-        """Names of the loaded models, for the UI (`asr`, `tts_custom`, `tts_base`)."""
-        names = ["asr"] if self._asr is not None else []
-        return names + sorted(self._tts)
+        """Names of the loaded models, for the UI (`asr`, `tts_custom`, `tts_base`; remote ones marked)."""
+        models = ([("asr", self._asr)] if self._asr is not None else []) + sorted(self._tts.items())
+        return [name + (" (remote)" if getattr(model, "remote", False) else "") for name, model in models]
 
     def load_at_start(self, tts_key: str | None) -> None:
         """Load what the memory strategy wants resident before the first turn."""
@@ -75,6 +79,10 @@ class ModelSet:
 
     def asr(self) -> Any:
         with self._lock:
+            if self._asr is None and (endpoint := remote_endpoint(self._config, "asr")) is not None:
+                from sisyphus.asr.remote import RemoteRecognizer
+
+                self._asr = self._connect("asr", RemoteRecognizer(endpoint, language=self._config.voice.language))
             if self._asr is None:
                 from sisyphus.asr.glm import GlmAsrEngine
 
@@ -92,6 +100,11 @@ class ModelSet:
         if key not in TTS_KEYS:
             raise ValueError(key)
         with self._lock:
+            if key not in self._tts and (endpoint := remote_endpoint(self._config, key)) is not None:
+                from sisyphus.tts.remote import RemoteSynthesizer
+
+                engine = RemoteSynthesizer(endpoint, stream_format=self._config.remote.tts_stream_format)
+                self._tts[key] = self._connect(key, engine)
             if key not in self._tts:
                 from sisyphus.tts.qwen3 import Qwen3TTS
 
@@ -119,7 +132,7 @@ class ModelSet:
         Swapped models share one arena, so a model may only run while it holds the lock:
         ASR (a barge-in) and TTS (a reply) take turns instead of overlapping.
         """
-        if not self.swapping:
+        if not self.swapping or self._remote(name):
             yield
             return
         with self._lock:
@@ -129,7 +142,7 @@ class ModelSet:
     def held_stream(self, name: str, start: Callable[[], Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
         """`start()`'s chunks, each made while `name` holds the GPU (swap): the ASR may run
         between two chunks, never inside one."""
-        if not self.swapping:
+        if not self.swapping or self._remote(name):
             yield from start()
             return
         chunks: Iterator[np.ndarray] | None = None
@@ -160,7 +173,7 @@ class ModelSet:
 
     def _make_room(self, name: str) -> None:
         """In swap mode, copy `name`'s weights into the arena (a no-op when they are there)."""
-        if self.swapping and self._arena.activate(name):
+        if self.swapping and not self._remote(name) and self._arena.activate(name):
             log.debug("swap: %s in, %.0f ms", name, self._arena.last_swap_s * 1000)
 
     def _models(self) -> dict[str, Any]:
@@ -168,6 +181,20 @@ class ModelSet:
         if self._asr is not None:
             found["asr"] = self._asr
         return found
+
+    def _remote(self, name: str) -> bool:
+        """Whether `name` runs on a server (it has no weights here to swap)."""
+        return getattr(self._models().get(name), "remote", False) or remote_endpoint(self._config, name) is not None
+
+    def _connect(self, name: str, engine: Any) -> Any:
+        """A remote engine, checked: the server answers and serves the model (else RemoteError)."""
+        try:
+            engine.warmup()
+        except BaseException:
+            engine.close()
+            raise
+        self._notify(f"{name}: {engine.name} served by {engine.endpoint.base_url}")
+        return engine
 
     def _loaded(self, name: str, started: float) -> None:
         seconds = time.perf_counter() - started

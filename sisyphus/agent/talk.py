@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from sisyphus.agent.build import TalkOptions, build_session, prepare
+from sisyphus.agent.build import TalkOptions, all_remote, build_session, prepare
 from sisyphus.agent.session import SessionParts, run_session, transcript_path_of
 from sisyphus.config import Config
 from sisyphus.frames import Notice
@@ -23,17 +24,19 @@ def run_talk(config: Config, options: TalkOptions) -> int:
     """Run one session; returns the exit code (0 after a normal end or Ctrl-C)."""
     from sisyphus.ui.view import make_view
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # its bars would tear through the live dashboard
     notices = _Notices()
     ready = prepare(config, options, notify=notices)
+    light = all_remote(config, with_asr=ready.source is not None)
+    if not light:  # with every model remote, neither transformers nor torch is imported
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its bars would tear through the live dashboard
     view = make_view(options.plain)
     notices.view = view
     view.start()
     try:
         view.handle(ConfigSummary(tuple(config_summary(config, options))))
-        _report_system(view)
+        _report_system(view, light)
         started = time.perf_counter()
         parts, models = build_session(config, options, ready, view, notices)
         view.handle(_models_event(models))
@@ -91,20 +94,35 @@ async def _monitor(events: asyncio.Queue, models: Any) -> None:
 def _models_event(models: Any) -> Any:
     from sisyphus.ui.events import ModelsLoaded
 
+    local = models.device != "remote"  # "remote": nothing runs here, so no device to name
     return ModelsLoaded(
         tuple(models.loaded()),
-        models.device,
-        str(models.dtype).removeprefix("torch."),
+        models.device if local else "",
+        str(models.dtype).removeprefix("torch.") if local else "",
         tuple(models.load_seconds.items()),
     )
 
 
-def _report_system(view: Any) -> None:
-    from sisyphus.runtime.device import cuda_status
+@dataclass(frozen=True)
+class _NoCuda:
+    """What the CUDA line says when every model is remote and torch is never imported."""
+
+    available: bool = False
+    reason: str = "not needed: ASR and TTS run on remote servers"
+    torch_version: str = "not loaded"
+    fix: str = ""
+
+
+def _report_system(view: Any, light: bool = False) -> None:
     from sisyphus.runtime.memory import memory_snapshot
     from sisyphus.ui.events import CudaUpdate, MemoryUpdate
 
-    view.handle(CudaUpdate(cuda_status()))
+    if light:
+        view.handle(CudaUpdate(_NoCuda()))
+    else:
+        from sisyphus.runtime.device import cuda_status
+
+        view.handle(CudaUpdate(cuda_status()))
     view.handle(MemoryUpdate(memory_snapshot()))
 
 
@@ -124,11 +142,17 @@ def config_summary(config: Config, options: TalkOptions) -> list[str]:
     return [
         f"input: {source}; output: {sink}; barge-in: {'on' if config.barge_in else 'off'}",
         f"device: {config.device}, dtype: {config.dtype}, memory: {config.memory}",
-        f"ASR: {config.models.asr}",
-        f"TTS: {config.models.tts_custom} (preset voices), {config.models.tts_base} (cloned voices)",
+        f"ASR: {_where(config, 'asr')}",
+        f"TTS: {_where(config, 'tts_custom')} (preset voices), {_where(config, 'tts_base')} (cloned voices)",
         f"voice: {config.voice.default}, language: {config.voice.language}",
         f"LLM: {config.llm.model} at {config.llm.base_url}",
     ]
+
+
+def _where(config: Config, key: str) -> str:
+    """A model and, when it is served remotely, by which server."""
+    url = getattr(config.remote, f"{key}_url")
+    return f"{getattr(config.models, key)}" + (f" at {url}" if url else "")
 
 
 def _ready_hint(options: TalkOptions) -> str:

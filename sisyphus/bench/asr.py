@@ -111,3 +111,6 @@ def run(ctx: BenchContext) -> None:
                                f"of audio ({lengths} tokens)")
     source = "packaged speech clips, looped" if _clips() else "synthetic voiced audio"
     ctx.report.note("asr", f"audio: {source}")
+    if getattr(engine, "remote", False):
+        ctx.report.note("asr", f"served by {engine.endpoint.base_url}: each time includes the WAV upload "
+                               "and the server's queue")

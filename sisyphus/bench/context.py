@@ -63,6 +63,8 @@ def environment(ctx: BenchContext) -> dict[str, Any]:
         "repeats": ctx.repeats,
         "warmup": ctx.warmup,
         "models": {"asr": models.asr, "tts_custom": models.tts_custom, "tts_base": models.tts_base},
+        "remote": {key: getattr(ctx.config.remote, f"{key}_url") for key in ("asr", "tts_custom", "tts_base")
+                   if getattr(ctx.config.remote, f"{key}_url")},
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "cuda": torch.version.cuda,

@@ -16,6 +16,7 @@ from typing import Any
 
 from sisyphus.config import Config
 from sisyphus.errors import ConfigError
+from sisyphus.runtime.remote import remote_keys
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def parse_stages(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def check_options(options: BenchOptions) -> None:
+def check_options(options: BenchOptions, config: Config) -> None:
     if options.repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {options.repeats}", "pass --repeats 5, say")
     if options.warmup < 0:
@@ -59,6 +60,10 @@ def check_options(options: BenchOptions) -> None:
     if options.size not in SIZE_CHOICES + HIDDEN_SIZES:
         raise ConfigError(f"--size must be one of {', '.join(SIZE_CHOICES)}, got {options.size!r}",
                           "auto picks full on CUDA and reduced on the CPU")
+    if options.random_weights and remote_keys(config):
+        raise ConfigError("--random-weights measures models in this process, but remote servers are configured "
+                          f"({', '.join(sorted(remote_keys(config)))})",
+                          "unset SISYPHUS_*_URL / remote.*_url, or drop --random-weights to measure the servers")
     if options.size != "auto" and not options.random_weights:
         raise ConfigError(f"--size {options.size} only applies to --random-weights",
                           "add --random-weights, or drop --size to bench the configured models")
@@ -77,7 +82,7 @@ def run_bench(config: Config, options: BenchOptions, console: Any, progress: Any
     from sisyphus.bench.report import BenchReport
     from sisyphus.runtime.device import pick_device, pick_dtype
 
-    check_options(options)
+    check_options(options, config)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # loading bars would tear through the progress lines

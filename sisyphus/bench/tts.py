@@ -46,10 +46,20 @@ def run(ctx: BenchContext) -> None:
     from sisyphus.bench.asr import speech_clip
 
     clip, clip_text = speech_clip()
-    prompt = base.create_clone_prompt(clip, MIC_RATE_HZ, clip_text)
-    _measure(ctx, "cloned", base, prompt)
-    ctx.report.note("tts", f"preset voice: {speaker}; cloned voice: prompt from {clip.size / MIC_RATE_HZ:.1f} s "
-                           f"of speech with its text ({int(prompt.ref_codes.shape[0])} reference frames)")
+    if getattr(base, "remote", False):  # a remote Base server clones from the reference on each request
+        from sisyphus.tts.remote import CloneReference
+
+        voice: Any = CloneReference.from_samples("bench", clip, MIC_RATE_HZ, clip_text)
+        how = "its reference audio and text sent with each request"
+    else:
+        voice = base.create_clone_prompt(clip, MIC_RATE_HZ, clip_text)
+        how = f"prompt with its text ({int(voice.ref_codes.shape[0])} reference frames)"
+    _measure(ctx, "cloned", base, voice)
+    ctx.report.note("tts", f"preset voice: {speaker}; cloned voice from {clip.size / MIC_RATE_HZ:.1f} s of speech, {how}")
+    for key, model in (("tts_custom", preset), ("tts_base", base)):
+        if getattr(model, "remote", False):
+            ctx.report.note("tts", f"{key} served by {model.endpoint.base_url}: first audio is over HTTP, "
+                                   "from sending the request to the first audio decoded here")
     tts = ctx.config.tts
     length = (f"forced to {REPLY_FRAMES} frames ({REPLY_FRAMES / FRAME_RATE_HZ:.2f} s), sampled as talk samples"
               if ctx.random_weights else f"the sentence {REAL_TEXT!r}")

@@ -40,9 +40,9 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from sisyphus.config import VadConfig
 from sisyphus.errors import ModelError
@@ -74,6 +74,9 @@ TURN_WINDOW_FRAMES = math.ceil(WINDOW_SAMPLES / FRAME_SAMPLES)
 
 Event = SpeechStarted | Utterance | TurnPaused | SpeechResumed
 
+if TYPE_CHECKING:
+    import torch
+
 
 class _State(enum.Enum):
     IDLE = "idle"
@@ -87,6 +90,8 @@ def load_silero_model() -> torch.nn.Module:
     Importing `silero_vad` calls `torch.set_num_threads(1)` for the whole process, which
     would slow ASR and TTS; the previous thread count is restored right after.
     """
+    import torch
+
     threads = torch.get_num_threads()
     try:
         from silero_vad import load_silero_vad
@@ -297,6 +302,11 @@ class Endpointer:
             self._base += drop
 
     def _score(self, frame: np.ndarray) -> float:
+        score = getattr(self._model, "score", None)
+        if score is not None:  # a numpy model (Silero on onnxruntime): no torch on this path
+            return float(score(frame))
+        import torch
+
         with torch.inference_mode():
             return float(self._model(torch.from_numpy(frame), MIC_RATE_HZ).item())
 
@@ -306,14 +316,17 @@ class Endpointer:
         return self._t_last - (self._n_samples - 1 - sample) / MIC_RATE_HZ
 
 
-def open_endpointer(config: VadConfig, warn: Callable[[str], None]) -> Endpointer:
-    """The session's endpointer; without the turn model it names, turns end on silence alone (and `warn` says so)."""
+def open_endpointer(config: VadConfig, warn: Callable[[str], None], *, model: Any = None) -> Endpointer:
+    """The session's endpointer; without the turn model it names, turns end on silence alone (and `warn` says so).
+
+    `model` replaces the TorchScript Silero (the light remote path passes it on onnxruntime).
+    """
     try:
         turn_model = load_turn_model(config.turn_model)
     except ModelError as exc:
         warn(f"{exc.one_line()}; until then turns end after vad.min_silence_ms of silence")
-        return Endpointer(dataclasses.replace(config, turn_model="none"))
-    return Endpointer(config, turn_model=turn_model)
+        return Endpointer(dataclasses.replace(config, turn_model="none"), model=model)
+    return Endpointer(config, model=model, turn_model=turn_model)
 
 
 def _frames(ms: int) -> int:

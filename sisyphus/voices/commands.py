@@ -20,6 +20,7 @@ from sisyphus.config import Config
 from sisyphus.errors import ConfigError, ModelError, VoiceError
 from sisyphus.voices.library import REFERENCE_RATE_HZ, Needs, VoiceInfo
 from sisyphus.hub import model_folder
+from sisyphus.runtime.remote import remote_endpoint
 from sisyphus.voices.router import VoiceRouter
 
 voices_app = typer.Typer(
@@ -108,10 +109,13 @@ def clone(
         prompt.save(path)
         return str(base.name)
 
-    info = library.add(name, checked.samples, transcript, lang, write_prompt, force=force, source_sha256=source_sha)
+    # A remote Base server clones from the reference on each request: only it and its text are kept.
+    writer = None if getattr(base, "remote", False) else write_prompt
+    info = library.add(name, checked.samples, transcript, lang, writer, force=force, source_sha256=source_sha)
+    model = info.model or f"{base.name} at {base.endpoint.base_url} (reference kept; no local prompt)"
     typer.echo(
         f"cloned voice {info.name!r}: {info.audio_seconds:.1f} s, language {info.language}, "
-        f"{'x-vector only' if info.x_vector_only else 'with transcript'}, model {info.model}"
+        f"{'x-vector only' if info.x_vector_only else 'with transcript'}, model {model}"
     )
     typer.echo(f"try it: sisyphus voices say {info.name} \"Hello there.\"  ·  use it: sisyphus talk --voice {info.name}")
 
@@ -123,6 +127,8 @@ def _check_model(cfg: Config, key: Needs) -> str:
     """
     from sisyphus.tts.qwen3.config import load_configs
 
+    if remote_endpoint(cfg, key) is not None:
+        return cfg.voice.language  # the server checks its own model's kind and languages
     repo = getattr(cfg.models, key)
     model_config, _ = load_configs(model_folder(cfg, key))
     wanted = "base" if key == "tts_base" else "custom_voice"
@@ -195,7 +201,10 @@ def list_voices(
     cfg = read_config(config)
     router = VoiceRouter.from_config(cfg, notify=_say)
     voices, problems = router.library.list()
-    if not router.presets_known:
+    if not router.presets_known and remote_endpoint(cfg, "tts_custom") is not None:
+        problems.append(f"preset speakers unknown: the CustomVoice server {cfg.remote.tts_custom_url} "
+                        "did not list them (see the warning above)")
+    elif not router.presets_known:
         problems.append(
             f"preset speakers unknown: the CustomVoice model {cfg.models.tts_custom} is not on disk "
             "(sisyphus models pull tts-custom)"

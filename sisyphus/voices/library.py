@@ -138,12 +138,16 @@ class VoiceLibrary:
         reference_24k: np.ndarray,
         transcript: str | None,
         language: str,
-        prompt_writer: PromptWriter,
+        prompt_writer: PromptWriter | None,
         force: bool = False,
         *,
         source_sha256: str = "",
     ) -> VoiceInfo:
-        """Store a new voice atomically; with `force`, replace one of the same name."""
+        """Store a new voice atomically; with `force`, replace one of the same name.
+
+        Without a `prompt_writer` (cloned with a remote Base server) only the reference and
+        its transcript are stored; a local Base model computes the prompt on first use.
+        """
         self.check_new_name(name, force)
         samples = np.asarray(reference_24k, dtype=np.float32)
         if samples.ndim != 1 or samples.size == 0:
@@ -156,8 +160,8 @@ class VoiceLibrary:
             self._clean_leftovers()
             tmp.mkdir()
             (tmp / REFERENCE_FILE).write_bytes(_wav_bytes(samples))
-            model = prompt_writer(tmp / PROMPT_FILE)
-            if not (tmp / PROMPT_FILE).is_file():
+            model = prompt_writer(tmp / PROMPT_FILE) if prompt_writer is not None else ""
+            if prompt_writer is not None and not (tmp / PROMPT_FILE).is_file():
                 raise VoiceError(f"the clone prompt for {name!r} was not written", "this is a bug")
             record = {
                 "format_version": FORMAT_VERSION,

@@ -19,8 +19,9 @@ from typing import Any
 
 
 from sisyphus.config import Config, VoiceConfig, resolve_path
-from sisyphus.errors import ModelError, VoiceError
+from sisyphus.errors import ModelError, RemoteError, VoiceError
 from sisyphus.hub import model_folder
+from sisyphus.runtime.remote import remote_endpoint
 from sisyphus.voices.library import REFERENCE_RATE_HZ, Needs, VoiceInfo, VoiceLibrary
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,12 @@ def read_presets(config: Config) -> tuple[list[str], dict[str, str]] | None:
     """The CustomVoice model's speakers and their dialects; None when it is not on disk.
 
     Reads config.json directly (not through the TTS runtime), so `voices list` does not
-    import torch.
+    import torch. With a remote CustomVoice server, asks it instead (GET /audio/voices;
+    dialects are not listed there); None when it cannot be reached.
     """
+    endpoint = remote_endpoint(config, "tts_custom")
+    if endpoint is not None:
+        return _remote_presets(endpoint)
     try:
         folder = model_folder(config, "tts_custom")
     except ModelError as exc:
@@ -64,6 +69,19 @@ def read_presets(config: Config) -> tuple[list[str], dict[str, str]] | None:
     return speakers, dialects
 
 
+def _remote_presets(endpoint: Any) -> tuple[list[str], dict[str, str]] | None:
+    from sisyphus.tts.remote import RemoteSynthesizer
+
+    engine = RemoteSynthesizer(endpoint)
+    try:
+        return engine.list_voices(), {}
+    except RemoteError as exc:
+        log.warning("preset speakers unknown: %s", exc.one_line())
+        return None
+    finally:
+        engine.close()
+
+
 class VoiceRouter:
     """Voice name → ("tts_base" | "tts_custom", speaker name or ClonePrompt). Thread-safe."""
 
@@ -83,6 +101,7 @@ class VoiceRouter:
         self._notify = notify or (lambda text: log.warning("%s", text))
         self._lock = threading.RLock()
         self._prompts: dict[str, tuple[int, Any]] = {}  # name → (prompt file mtime_ns, prompt)
+        self._references: dict[str, tuple[int, Any]] = {}  # name → (reference mtime_ns, CloneReference)
 
     @classmethod
     def from_config(cls, config: Config, notify: Notify | None = None) -> VoiceRouter:
@@ -130,17 +149,47 @@ class VoiceRouter:
         """The model key and what to pass as `voice` to that model's `stream`.
 
         With `load` (model key → loaded model), a cloned voice's prompt is checked against
-        the loaded Base model and recomputed once if it was made with another one.
+        the loaded Base model and recomputed once if it was made with another one (or
+        computed, for a voice cloned remotely). A remote Base server gets the voice's
+        reference audio and transcript instead (a CloneReference).
         """
         info = self.info(name)
         if info.kind == "preset":
             return "tts_custom", info.name
-        prompt = self._prompt(info)
-        if load is not None:
-            model = load("tts_base")
-            if getattr(prompt, "model_name", None) != model.name:
-                prompt = self._recompute(info, prompt, model)
+        model = load("tts_base") if load is not None else None
+        if getattr(model, "takes_reference", False) or (model is None and not info.has_prompt):
+            return "tts_base", self.reference(info)
+        prompt = self._prompt(info) if info.has_prompt else None
+        if model is not None and getattr(prompt, "model_name", None) != model.name:
+            prompt = self._recompute(info, prompt, model)
         return "tts_base", prompt
+
+    def reference(self, info: VoiceInfo) -> Any:
+        """A cloned voice as a remote Base server takes it: reference audio and transcript (cached)."""
+        from sisyphus.tts.remote import CloneReference
+
+        assert info.reference_path is not None
+        with self._lock:
+            try:
+                stamp = info.reference_path.stat().st_mtime_ns
+            except OSError as exc:
+                raise VoiceError(f"voice {info.name!r} has no reference.wav", "clone it again") from exc
+            cached = self._references.get(info.name)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            reference = CloneReference.from_samples(info.name, self._reference_audio(info), REFERENCE_RATE_HZ,
+                                                    info.transcript)
+            self._references[info.name] = (stamp, reference)
+            return reference
+
+    def _reference_audio(self, info: VoiceInfo) -> Any:
+        assert info.reference_path is not None
+        import soundfile as sf  # here: the CLI imports this module for `--help` too
+
+        reference, rate = sf.read(info.reference_path, dtype="float32")
+        if rate != REFERENCE_RATE_HZ or reference.ndim != 1:
+            raise VoiceError(f"voice {info.name!r}: reference.wav is not 24 kHz mono", "clone it again")
+        return reference
 
     def _prompt(self, info: VoiceInfo) -> Any:
         from sisyphus.tts.qwen3 import ClonePrompt
@@ -160,16 +209,13 @@ class VoiceRouter:
 
     def _recompute(self, info: VoiceInfo, old: Any, model: Any) -> Any:
         """Make the prompt again with the loaded Base model and store it in the library."""
-        self._notify(
-            f"voice {info.name!r} was cloned with {getattr(old, 'model_name', '?')}; "
-            f"recomputing its clone prompt for {model.name} (once)"
-        )
-        assert info.reference_path is not None
-        import soundfile as sf  # here: the CLI imports this module for `--help` too
-
-        reference, rate = sf.read(info.reference_path, dtype="float32")
-        if rate != REFERENCE_RATE_HZ or reference.ndim != 1:
-            raise VoiceError(f"voice {info.name!r}: reference.wav is not 24 kHz mono", "clone it again")
+        if old is None:
+            self._notify(f"voice {info.name!r} was cloned with a remote Base server; "
+                         f"computing its clone prompt for {model.name} (once)")
+        else:
+            self._notify(f"voice {info.name!r} was cloned with {getattr(old, 'model_name', '?')}; "
+                         f"recomputing its clone prompt for {model.name} (once)")
+        reference = self._reference_audio(info)
         language = None if info.language == "auto" else info.language
         fresh = model.create_clone_prompt(reference, REFERENCE_RATE_HZ, text=info.transcript, language=language)
 

@@ -42,7 +42,8 @@ class VoiceInfo:
     created: str
     audio_seconds: float
     source_sha256: str
-    # Name of the Base model the stored prompt was computed with; "" for presets.
+    # Name of the Base model the stored prompt was computed with; "" for presets and for
+    # voices cloned with a remote Base server only (no local prompt until one is computed).
     model: str
     # Which configured model speaks this voice (config.models.<needs>).
     needs: Needs
@@ -56,6 +57,11 @@ class VoiceInfo:
     @property
     def prompt_path(self) -> Path | None:
         return None if self.path is None else self.path / PROMPT_FILE
+
+    @property
+    def has_prompt(self) -> bool:
+        """Whether a local clone prompt is stored (not yet for voices cloned remotely)."""
+        return self.kind == "cloned" and bool(self.model)
 
     @property
     def reference_path(self) -> Path | None:
@@ -105,7 +111,8 @@ def read_voice(folder: Path) -> VoiceInfo:
         raise VoiceError(f"{VOICE_FILE} names {record['name']!r}, not the folder's name")
     if record["kind"] != "cloned":
         raise VoiceError(f"{VOICE_FILE}: kind must be 'cloned', got {record['kind']!r}")
-    for needed in (REFERENCE_FILE, PROMPT_FILE):
+    # A voice cloned with only a remote Base server has no local prompt yet ("model" is "").
+    for needed in (REFERENCE_FILE, PROMPT_FILE) if record["model"] else (REFERENCE_FILE,):
         if not (folder / needed).is_file():
             raise VoiceError(f"{needed} is missing")
     return VoiceInfo(
