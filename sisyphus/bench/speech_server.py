@@ -157,12 +157,12 @@ class SpeechTestServer:
         with self._lock:
             return [r for r in self.requests if r.method == "POST"]
 
-    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[SpeechRecord]:
-        """Block until `count` POST requests have finished; returns them."""
+    def wait_for(self, count: int, timeout_s: float = 10.0, *, finished: bool = True) -> list[SpeechRecord]:
+        """Block until `count` POST requests have finished (or only arrived); returns them."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
-                done = [r for r in self.requests if r.method == "POST" and r.finished.is_set()]
+                done = [r for r in self.requests if r.method == "POST" and (r.finished.is_set() or not finished)]
                 left = deadline - time.monotonic()
                 if len(done) >= count or left <= 0:
                     return done

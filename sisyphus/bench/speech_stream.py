@@ -50,9 +50,10 @@ class StreamingHandler:
             if self._client_closed(0.0, record):
                 return
             piece = pcm[position : min(end, position + CHUNK_BYTES[index % len(CHUNK_BYTES)])]
+            data = frame(piece)
             if record.first_audio_s is None:
-                record.first_audio_s = time.perf_counter()
-            self._write_chunk(frame(piece))
+                record.first_audio_s = time.perf_counter()  # the moment the first audio byte goes out
+            self._write_chunk(data)
             position += len(piece)
             index += 1
             record.bytes_sent = position

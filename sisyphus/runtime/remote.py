@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -145,11 +145,14 @@ class HttpClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def open_stream(self, path: str, *, json_body: dict[str, Any], accept: tuple[str, ...],
-                    cancel: threading.Event | None = None) -> OpenStream | None:
+                    cancel: threading.Event | None = None,
+                    on_headers: Callable[[Any], None] | None = None) -> OpenStream | None:
         """POST and wait for the answer's first bytes; None if `cancel` was set meanwhile.
 
         Everything that fails before those bytes is retried (see the module docstring);
         an answer that is not of a type in `accept` is an error naming what came instead.
+        `on_headers(response)` runs once the headers are in, before the wait for the first
+        byte (a streaming server sends them first), so a caller can watch that wait too.
         """
         errors = self._errors()
         for attempt in self._attempts():
@@ -172,6 +175,8 @@ class HttpClient:
                     continue
                 raise self.status_error(response, path, attempts=attempt)
             self._check_type(response, accept)
+            if on_headers is not None:
+                on_headers(response)
             rest = response.iter_bytes()
             try:
                 first = next(rest, b"")

@@ -12,7 +12,9 @@ length guard, `seed` a fixed `tts.seed`.
 
 Barge-in: the session sets `cancel`; a watcher thread then shuts the socket down at once,
 which wakes a read blocked on the network, ends the HTTP stream (vLLM-Omni stops the
-request when its client goes) and lets the worker thread return. No torch here.
+request when its client goes) and lets the worker thread return. The watcher starts
+when the answer's headers arrive, so it covers the wait for the first audio byte too;
+a cancel before the headers takes effect when they come. No torch here.
 """
 
 from __future__ import annotations
@@ -187,16 +189,24 @@ class RemoteSynthesizer:
         if not str(body["input"]).strip():
             self.last_stats = RemoteStreamStats(0.0, 0, 0.0, 0.0, False)
             return
-        opened = self._http.open_stream("audio/speech", json_body=body, accept=_ACCEPT[self.stream_format],
-                                        cancel=cancel)
+        finished = threading.Event()
+
+        def watch(response: Any) -> None:  # from the headers on: the wait for the first byte too
+            if cancel is not None:
+                threading.Thread(target=_watch, args=(cancel, finished, response), name="sisyphus-tts-cancel",
+                                 daemon=True).start()
+
+        try:
+            opened = self._http.open_stream("audio/speech", json_body=body, accept=_ACCEPT[self.stream_format],
+                                            cancel=cancel, on_headers=watch)
+        except BaseException:
+            finished.set()
+            raise
         if opened is None:  # cancelled before the answer began
+            finished.set()
             self.last_stats = RemoteStreamStats(0.0, 0, 0.0, time.perf_counter() - started, True)
             return
         first_byte_s = time.perf_counter() - started
-        finished = threading.Event()
-        if cancel is not None:
-            threading.Thread(target=_watch, args=(cancel, finished, opened), name="sisyphus-tts-cancel",
-                             daemon=True).start()
         decoder = SseDecoder() if self.stream_format == "sse" else PcmDecoder()
         first_at, samples, cancelled = None, 0, False
         try:
@@ -209,6 +219,7 @@ class RemoteSynthesizer:
             cancelled = True
         finally:
             finished.set()
+            cancelled = cancelled or (cancel is not None and cancel.is_set())
             opened.close()
             wall = time.perf_counter() - started
             audio_s = samples / SPEAKER_RATE_HZ
@@ -225,11 +236,11 @@ class RemoteSynthesizer:
             for piece in opened.chunks():
                 if cancel is not None and cancel.is_set():
                     raise _Cancelled
+                if decoder.done:
+                    continue  # read on to the body's end, so the connection is reused for the next phrase
                 for audio in decoder.push(piece):
                     if audio.size:
                         yield audio
-                if decoder.done:
-                    break
             decoder.finish()
         except httpx2.TimeoutException as exc:
             if cancel is not None and cancel.is_set():
@@ -270,12 +281,12 @@ class _Cancelled(Exception):
     """The stream ended because the session cancelled it (barge-in): not an error."""
 
 
-def _watch(cancel: threading.Event, finished: threading.Event, opened: OpenStream) -> None:
+def _watch(cancel: threading.Event, finished: threading.Event, response: Any) -> None:
     """Shut the stream's socket down as soon as `cancel` is set, unless it already ended."""
     while not finished.is_set():
         if cancel.wait(WATCH_POLL_S):
             if not finished.is_set():
-                _shutdown(opened.response)
+                _shutdown(response)
             return
 
 

@@ -196,6 +196,21 @@ def test_barge_in_closes_the_http_stream_while_a_read_waits_on_the_network(custo
     assert engine(custom_server).synthesize("Hi.", "vivian").size > 0  # the server serves on
 
 
+def test_barge_in_while_waiting_for_the_first_audio_byte_closes_the_stream_too(custom_server):
+    custom_server.script(SpeechBehavior(first_byte_delay_s=30.0))
+    cancel = threading.Event()
+    chunks = engine(custom_server).stream("Hello.", "vivian", cancel=cancel)
+    got: list[np.ndarray] = []
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (got.extend(chunks), done.set()), daemon=True)
+    worker.start()
+    assert custom_server.wait_for(1, finished=False)  # the request is in; its headers follow at once
+    cancel.set()
+    assert done.wait(5.0), "the wait for the first byte did not end after cancel"
+    (record,) = custom_server.wait_for(1)
+    assert got == [] and record.outcome == CLIENT_CLOSED and record.bytes_sent == 0
+
+
 def test_a_phrase_cancelled_before_it_is_sent_sends_nothing(custom_server):
     cancel = threading.Event()
     cancel.set()
