@@ -105,6 +105,7 @@ class SpeechRecord:
     received_s: float = 0.0  # perf_counter when the request had been read
     first_audio_s: float | None = None  # just before the first audio bytes were written
     closed_s: float | None = None  # when the server saw the client hang up
+    client_port: int = 0  # the same port for two requests: the client reused its connection
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -342,7 +343,7 @@ class _Handler(StreamingHandler, BaseHTTPRequestHandler):
 
     def _start(self, raw: bytes | None) -> SpeechRecord:
         headers = {name.lower(): value for name, value in self.headers.items()}
-        record = SpeechRecord(self.command, self.path, headers)
+        record = SpeechRecord(self.command, self.path, headers, client_port=int(self.client_address[1]))
         self.owner._record(record)
         return record
 

@@ -48,6 +48,15 @@ def test_a_preset_phrase_sends_the_custom_voice_fields_and_plays_the_streamed_au
     assert not tts.last_stats.cancelled
 
 
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+def test_phrases_reuse_one_connection(custom_server, stream_format):
+    tts = engine(custom_server, stream_format)
+    tts.warmup()
+    for text in ("One.", "Two.", "Three."):
+        tts.synthesize(text, "vivian")
+    assert len({r.client_port for r in custom_server.requests}) == 1
+
+
 def test_auto_language_and_no_instruct_send_neither_field(custom_server):
     engine(custom_server).synthesize("Hi.", "ryan", language="auto")
     body = custom_server.work_requests()[0].body
