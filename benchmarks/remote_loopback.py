@@ -14,7 +14,8 @@ stamps the moment it writes the first audio byte and the moment it sees the clie
    (its FIN). Also when the blocked worker thread returns. Target: within one output
    block (audio.output_block_ms, 20 ms).
 3. Light start: `sisyphus talk --text` with ASR and TTS remote, time from spawn to the
-   "ready" line, the process's peak RSS and its CPU time (spawn to exit after /quit).
+   "ready" line, the process's CPU time by then and by its exit after /quit (which
+   includes the LLM client's import, done after ready), and its peak RSS.
    Target: ≤ 2 s and ≤ 500 MB. Wall time depends on the machine's load; CPU time less so.
 
     python benchmarks/remote_loopback.py --repeats 50 --json benchmarks/results/remote.json
@@ -37,6 +38,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -152,7 +155,7 @@ def barge_in(repeats: int) -> dict[str, list[float]]:
 
 def light_start(repeats: int) -> dict[str, list[float]]:
     """`talk --text` with every model remote: seconds to ready, peak RSS MB, CPU seconds."""
-    ready_s, rss_mb, cpu_s = [], [], []
+    ready_s, rss_mb, cpu_s, cpu_at_ready = [], [], [], []
     with (SpeechTestServer("asr") as asr, SpeechTestServer("custom") as custom, SpeechTestServer("base") as base,
           OpenAITestServer(models=("m",), default=Behavior(reply="Hi.")) as llm, tempfile.TemporaryDirectory() as tmp):
         env = dict(os.environ, PYTHONPATH=str(REPO), SISYPHUS_ASR_URL=asr.base_url,
@@ -170,6 +173,8 @@ def light_start(repeats: int) -> dict[str, list[float]]:
             for line in proc.stdout:
                 if "ready in" in line:
                     ready = time.perf_counter() - started
+                    times = psutil.Process(proc.pid).cpu_times()
+                    cpu_at_ready.append(times.user + times.system)
                     break
             proc.stdin.write("/quit\n")
             proc.stdin.close()
@@ -180,7 +185,8 @@ def light_start(repeats: int) -> dict[str, list[float]]:
             ready_s.append(ready)
             rss_mb.append(usage.ru_maxrss / 1024)
             cpu_s.append(usage.ru_utime + usage.ru_stime)
-    return {"ready_s": ready_s[1:], "peak_rss_mb": rss_mb[1:], "cpu_s": cpu_s[1:]}
+    return {"ready_s": ready_s[1:], "cpu_at_ready_s": cpu_at_ready[1:], "peak_rss_mb": rss_mb[1:],
+            "cpu_to_exit_s": cpu_s[1:]}
 
 
 def main() -> None:

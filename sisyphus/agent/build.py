@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -166,32 +167,35 @@ def _onnx_vad() -> Any:
 
 
 class DeferredChat:
-    """The LLM client, made on the first reply; importing `openai` (about 1 s of CPU) runs meanwhile.
+    """The LLM client, made on the first reply, so importing `openai` (about 1 s of CPU) is not start-up.
 
     On the light path (every model remote) that import would be half of `talk`'s start-up,
-    yet the first reply needs it only after the user has spoken and been transcribed, so
-    a thread imports it while the session already listens. The stream is the ChatClient's.
+    yet the first reply needs it only after the user has spoken and been transcribed:
+    `prefetch_chat_client()` imports it on a thread once the session is ready, and the
+    first reply waits for that import if it is still running. The stream is the ChatClient's.
     """
 
     def __init__(self, config: Any) -> None:
         self._config = config
         self._client: Any = None
-        self._imported = threading.Thread(target=_import_chat_client, name="sisyphus-llm-import", daemon=True)
-        self._imported.start()
 
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         if self._client is None:
-            await asyncio.to_thread(self._imported.join)
-            from sisyphus.llm.client import ChatClient
-
-            self._client = ChatClient(self._config)
+            # A prefetch still importing holds the module's import lock: this waits for it.
+            module = await asyncio.to_thread(importlib.import_module, "sisyphus.llm.client")
+            self._client = module.ChatClient(self._config)
         async with contextlib.aclosing(self._client.stream(messages)) as deltas:
             async for delta in deltas:
                 yield delta
 
 
+def prefetch_chat_client() -> None:
+    """Import the LLM client on a thread now that the session is ready (see DeferredChat)."""
+    threading.Thread(target=_import_chat_client, name="sisyphus-llm-import", daemon=True).start()
+
+
 def _import_chat_client() -> None:
     try:
-        import sisyphus.llm.client  # noqa: F401 - imported for its side effect: a warm module cache
+        importlib.import_module("sisyphus.llm.client")
     except Exception:  # the first reply imports it again and reports the error there
         log.debug("importing the LLM client failed", exc_info=True)

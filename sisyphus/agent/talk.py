@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sisyphus.agent.build import TalkOptions, all_remote, build_session, prepare
+from sisyphus.agent.build import TalkOptions, all_remote, build_session, prefetch_chat_client, prepare
 from sisyphus.agent.session import SessionParts, run_session, transcript_path_of
 from sisyphus.config import Config
 from sisyphus.frames import Notice
@@ -43,6 +43,8 @@ def run_talk(config: Config, options: TalkOptions) -> int:
         _report_fast_paths(view, models.device)
         view.handle(VoiceChanged(config.voice.default))
         view.handle(Notice(f"ready in {time.perf_counter() - started:.1f} s — " + _ready_hint(options)))
+        if light:
+            prefetch_chat_client()  # the LLM client's import, off the start-up path
         try:
             result = asyncio.run(_run(parts, models))
         except KeyboardInterrupt:
