@@ -125,13 +125,14 @@ class SpeechTestServer:
     """A background stand-in speech server of one `kind`; use as a context manager."""
 
     def __init__(self, kind: str, *, model: str | None = None, port: int = 0, api_key: str | None = None,
-                 default: SpeechBehavior | None = None) -> None:
+                 default: SpeechBehavior | None = None, list_models: bool = True) -> None:
         if kind not in MODELS:
             raise ValueError(f"kind must be one of {', '.join(MODELS)}, got {kind!r}")
         self.kind = kind
         self.model = model or MODELS[kind]
         self.api_key = api_key  # when set, requests without `Authorization: Bearer <key>` get 401
         self.default = default or SpeechBehavior()
+        self.list_models = list_models  # False: no GET /v1/models (as behind some proxies)
         self.requests: list[SpeechRecord] = []
         self._queue: deque[SpeechBehavior] = deque()
         self._lock = threading.Lock()
@@ -222,7 +223,7 @@ class _Handler(StreamingHandler, BaseHTTPRequestHandler):
         route = self.path.split("?")[0].rstrip("/")
         if self._refuse_key(record):
             pass
-        elif route == "/v1/models":
+        elif route == "/v1/models" and owner.list_models:
             self._send_json(record, 200, {"object": "list", "data": [
                 {"id": owner.model, "object": "model", "created": 0, "owned_by": "vllm"}]})
         elif route == "/health":

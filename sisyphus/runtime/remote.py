@@ -132,7 +132,7 @@ class HttpClient:
             try:
                 response = self._client.request(method, path, **kwargs)
             except self._errors().TimeoutException as exc:
-                raise self._timeout_error(exc, path) from exc
+                raise self._timeout_error(exc) from exc
             except self._errors().TransportError as exc:
                 if self._retry(attempt, None, f"{type(exc).__name__}"):
                     continue
@@ -163,7 +163,7 @@ class HttpClient:
             try:
                 response = self._client.send(request, stream=True)
             except errors.TimeoutException as exc:
-                raise self._timeout_error(exc, path) from exc
+                raise self._timeout_error(exc) from exc
             except errors.TransportError as exc:
                 if self._retry(attempt, None, type(exc).__name__, cancel):
                     continue
@@ -193,9 +193,15 @@ class HttpClient:
             return OpenStream(response, first, rest, opened_s)
         raise AssertionError("unreachable")
 
-    def served_models(self) -> list[str]:
-        """The model names the server lists at GET /models."""
-        body = _json_or_none(self.request("GET", "models"))
+    def served_models(self) -> list[str] | None:
+        """The model names the server lists at GET /models; None if it has no such route."""
+        try:
+            response = self.request("GET", "models")
+        except RemoteError as exc:
+            if "(HTTP 404)" in exc.message:
+                return None  # a proxy without /models, say: the first real request will tell
+            raise
+        body = _json_or_none(response)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise RemoteError(f"{self.endpoint.where} answered GET /models with something that is not a model list",
@@ -205,6 +211,9 @@ class HttpClient:
     def check_model(self) -> list[str]:
         """Raise unless the server lists the endpoint's model; returns what it serves."""
         served = self.served_models()
+        if served is None:
+            log.info("%s lists no models; %s is not checked", self.endpoint.where, self.endpoint.model)
+            return []
         if self.endpoint.model not in served:
             raise self._not_served(served)
         return served
@@ -248,7 +257,7 @@ class HttpClient:
 
     def _served_or_empty(self) -> list[str]:
         try:
-            return self.served_models()
+            return self.served_models() or []
         except RemoteError:
             return []
 
@@ -258,7 +267,7 @@ class HttpClient:
         return RemoteError(f"{ep.where} is unreachable{tries}: {_short(str(exc) or type(exc).__name__)}",
                            f"start the {ep.software} server (README: Scale out) or fix {ep.url_setting}")
 
-    def _timeout_error(self, exc: Exception, path: str) -> RemoteError:
+    def _timeout_error(self, exc: Exception) -> RemoteError:
         if isinstance(exc, self._errors().ConnectTimeout):
             ep = self.endpoint
             return RemoteError(f"{ep.where} did not accept a connection within {ep.timeout_s:g} s",

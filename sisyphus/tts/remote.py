@@ -70,6 +70,7 @@ class RemoteStreamStats:
     wall_s: float
     cancelled: bool
     first_byte_s: float | None = None  # request sent → first bytes of the answer
+    graphed: bool = False  # (the local runtime's CUDA graphs: never, here)
 
     @property
     def real_time_factor(self) -> float:

@@ -302,9 +302,8 @@ class Endpointer:
             self._base += drop
 
     def _score(self, frame: np.ndarray) -> float:
-        score = getattr(self._model, "score", None)
-        if score is not None:  # a numpy model (Silero on onnxruntime): no torch on this path
-            return float(score(frame))
+        if hasattr(type(self._model), "score"):  # a numpy model (Silero on onnxruntime): no torch here
+            return float(self._model.score(frame))
         import torch
 
         with torch.inference_mode():

@@ -148,6 +148,17 @@ def test_a_server_that_is_down_is_unreachable_with_the_setting_to_fix(custom_ser
     assert "SISYPHUS_TTS_CUSTOM_URL" in caught.value.hint
 
 
+def test_a_server_without_a_model_list_is_still_used_and_a_wrong_name_fails_at_the_first_phrase():
+    with SpeechTestServer("custom", list_models=False) as server:
+        tts = engine(server)
+        tts.warmup()
+        assert tts.synthesize("Hello.", "vivian").size > 0
+        wrong = engine(server, model="other")
+        wrong.warmup()
+        with pytest.raises(RemoteError, match=r"does not serve the model 'other'$"):
+            wrong.synthesize("Hello.", "vivian")
+
+
 def test_a_missing_api_key_and_a_wrong_one_say_which_variable_to_set():
     with SpeechTestServer("custom", api_key="secret") as server:
         with pytest.raises(RemoteError, match="requires an API key") as caught:
