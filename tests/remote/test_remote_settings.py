@@ -129,3 +129,20 @@ def test_the_deferred_llm_client_streams_and_closes_an_abandoned_reply():
         assert asyncio.run(first_delta(client)) == "Hell"
         (record,) = s.wait_for_requests(1)
     assert record.outcome == CLIENT_CLOSED
+
+
+def test_talk_with_a_server_down_at_start_is_one_error_line(tmp_path):
+    with SpeechTestServer("custom") as custom:
+        url = custom.base_url  # closed when the block ends: nothing listens there any more
+    env = dict(os.environ, PYTHONPATH=str(REPO), SISYPHUS_TTS_CUSTOM_URL=url, SISYPHUS_TTS_BASE_URL=url,
+               SISYPHUS_TRANSCRIPT_DIR=str(tmp_path), SISYPHUS_VOICES_DIR=str(tmp_path / "voices"), HF_HUB_OFFLINE="1")
+    env.pop("SISYPHUS_CONFIG", None)
+    done = subprocess.run([sys.executable, "-m", "sisyphus.cli", "talk", "--text", "--plain", "--output",
+                           str(tmp_path / "out.wav")], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120, input="hello\n")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: TTS server (CustomVoice) {url} is unreachable (2 attempts): [Errno 111] Connection "
+                      "refused. start the vLLM-Omni server (README: Scale out) or fix SISYPHUS_TTS_CUSTOM_URL / "
+                      "remote.tts_custom_url"], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr

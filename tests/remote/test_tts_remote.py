@@ -138,6 +138,15 @@ def test_failures_before_any_audio_are_one_line_errors_naming_the_server(custom_
     assert message in line and "\n" not in line
 
 
+def test_a_refused_request_carries_the_servers_own_message(custom_server):
+    with pytest.raises(RemoteError) as caught:
+        engine(custom_server).synthesize("Hello.", "vivian", language="klingon")
+    assert caught.value.message == (f"TTS server (CustomVoice) {custom_server.base_url} rejected the request "
+                                     "(HTTP 400): Invalid language 'Klingon'. Supported: Auto, Chinese, English, "
+                                     "French, German, Italian, Japanese, Korean, Portuguese, Russian, Spanish")
+    assert "voice.language" in caught.value.hint
+
+
 def test_a_server_that_is_down_is_unreachable_with_the_setting_to_fix(custom_server):
     url = custom_server.base_url
     custom_server.close()
