@@ -204,7 +204,8 @@ def main() -> None:
     for group, figures in results.items():
         for name, values in figures.items():
             s = summary(values)
-            print(f"{group:16} {name:20} median {s['median']:8.3f}  p90 {s['p90']:8.3f}  max {s['max']:8.3f}  n {s['n']}")
+            print(f"{group:16} {name:20} median {s['median']:8.3f}  p90 {s['p90']:8.3f}  "
+                  f"max {s['max']:8.3f}  n {s['n']}")
     if args.json:
         payload = {"figures": {g: {n: {"values": v, **summary(v)} for n, v in f.items()} for g, f in results.items()},
                    "environment": {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

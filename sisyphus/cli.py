@@ -112,7 +112,7 @@ def devices() -> None:
 @app.command()
 @handle_errors
 def doctor(config: ConfigOpt = None) -> None:
-    """Check torch/CUDA, model folders, remote ASR/TTS servers, audio devices and the LLM endpoint; say how to fix each."""
+    """Check torch/CUDA, models, remote ASR/TTS servers, audio devices and the LLM endpoint; say how to fix each."""
     from sisyphus.agent.doctor import run_doctor
 
     raise typer.Exit(run_doctor(read_config(config)))

@@ -55,7 +55,8 @@ def run(ctx: BenchContext) -> None:
         voice = base.create_clone_prompt(clip, MIC_RATE_HZ, clip_text)
         how = f"prompt with its text ({int(voice.ref_codes.shape[0])} reference frames)"
     _measure(ctx, "cloned", base, voice)
-    ctx.report.note("tts", f"preset voice: {speaker}; cloned voice from {clip.size / MIC_RATE_HZ:.1f} s of speech, {how}")
+    ctx.report.note("tts", f"preset voice: {speaker}; cloned voice from {clip.size / MIC_RATE_HZ:.1f} s of speech, "
+                           f"{how}")
     for key, model in (("tts_custom", preset), ("tts_base", base)):
         if getattr(model, "remote", False):
             ctx.report.note("tts", f"{key} served by {model.endpoint.base_url}: first audio is over HTTP, "

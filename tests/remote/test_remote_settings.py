@@ -54,8 +54,9 @@ def test_models_yaml_sets_the_servers_but_never_their_keys(tmp_path):
     path.write_text("remote:\n  asr_api_key: secret\n  tts_stream_format: ogg\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
-    assert "remote.asr_api_key: secrets are not read from YAML, set SISYPHUS_ASR_API_KEY instead" in caught.value.message
-    assert "remote.tts_stream_format: must be one of 'audio', 'sse', got 'ogg'" in caught.value.message
+    message = caught.value.message
+    assert "remote.asr_api_key: secrets are not read from YAML, set SISYPHUS_ASR_API_KEY instead" in message
+    assert "remote.tts_stream_format: must be one of 'audio', 'sse', got 'ogg'" in message
 
 
 def test_a_url_without_a_scheme_is_a_config_error_naming_the_variable():
@@ -70,13 +71,15 @@ def test_doctor_checks_each_remote_server_with_a_tiny_request(tmp_path, monkeypa
     with (SpeechTestServer("asr") as asr, SpeechTestServer("custom") as custom,
           SpeechTestServer("base", model="my-base") as base):
         env = {"SISYPHUS_ASR_URL": asr.base_url, "SISYPHUS_TTS_CUSTOM_URL": custom.base_url,
-               "SISYPHUS_TTS_BASE_URL": base.base_url, "SISYPHUS_LLM_MODEL": "x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+               "SISYPHUS_TTS_BASE_URL": base.base_url, "SISYPHUS_LLM_MODEL": "x",
+               "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
         config = load_config(None, env=env)
         console = Console(record=True, width=300)
         assert run_doctor(config, console) == 1  # the LLM and the Base model name are wrong
         out = console.export_text()
         assert f"✓ remote asr: {asr.base_url}: serves zai-org/GLM-ASR-Nano-2512; transcribed 2." in out
-        assert f"✓ remote tts-custom: {custom.base_url}: serves Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice; first audio" in out
+        assert (f"✓ remote tts-custom: {custom.base_url}: serves Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice; "
+                "first audio") in out
         assert (f"✗ remote tts-base: TTS server (Base) {base.base_url} does not serve the model "
                 "'Qwen/Qwen3-TTS-12Hz-1.7B-Base' (it serves: my-base)") in out
         assert "→ set models.tts_base to the name the server was started with" in out
