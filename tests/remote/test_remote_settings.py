@@ -101,10 +101,10 @@ def test_bench_measures_remote_asr_and_tts_over_http(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     names = [(f["stage"], f["name"]) for f in report["figures"]]
-    assert names[:8] == [("asr", f"{s} s utterance") for s in (2, 5, 10, 20)] + [
-        ("tts", "first audio (preset)"), ("tts", "real-time factor (preset)"), ("tts", "first audio (cloned)"),
-        ("tts", "real-time factor (cloned)")]
-    assert all(len(f["values"]) == 2 and min(f["values"]) > 0 for f in report["figures"][:8])
+    assert names[:10] == [("asr", f"{s} s utterance") for s in (2, 5, 10, 20)] + [
+        ("tts", f"{figure} ({voice})") for voice in ("preset", "cloned")
+        for figure in ("first audio", "audible first audio", "real-time factor")]
+    assert all(len(f["values"]) == 2 and min(f["values"]) > 0 for f in report["figures"][:10])
     assert report["environment"]["remote"] == {"asr": asr.base_url, "tts_custom": custom.base_url,
                                                "tts_base": base.base_url}
     assert any(n["stage"] == "tts" and "served by" in n["text"] for n in report["notes"])

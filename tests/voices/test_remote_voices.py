@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from sisyphus.bench.speech_server import SpeechTestServer
+from sisyphus.bench.speech_server import SpeechBehavior, SpeechTestServer
 from sisyphus.bench.speech_rules import SPEAKERS
 from sisyphus.tts.qwen3 import ClonePrompt
 from tests.voices.helpers import edit_config, library_of, run
@@ -47,6 +47,19 @@ def test_clone_with_only_a_remote_base_server_keeps_the_reference_and_its_text(r
 
     listed = run(remote_config, "list")
     assert listed.exit_code == 0 and "fox" in listed.stdout and "damaged" not in listed.stderr
+
+
+def test_clone_transcribe_asks_a_remote_asr_server_for_the_transcript(remote_config, base_server, speech_files):
+    with SpeechTestServer("asr", default=SpeechBehavior(text=f" {TEXT} ")) as asr:
+        edit_config(remote_config, "remote", {"tts_base_url": base_server.base_url, "asr_url": asr.base_url})
+        edit_config(remote_config, "models.asr", asr.model)
+        result = run(remote_config, "clone", "fox", "--audio", str(speech_files["wav22k"]), "--transcribe")
+        assert result.exit_code == 0, result.output
+        (upload,) = asr.work_requests()
+    assert f"transcript: {TEXT}" in result.stderr
+    assert library_of(remote_config).get("fox").transcript == TEXT
+    assert upload.fields["language"] == "en" and upload.upload.rate_hz == 16000
+    assert 7.0 < upload.upload.seconds < 7.8  # the checked reference, resampled to 16 kHz
 
 
 def test_say_sends_the_stored_reference_and_transcript_to_the_base_server(remote_config, base_server, speech_files,
