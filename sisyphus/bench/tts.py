@@ -89,11 +89,13 @@ def _measure(ctx: BenchContext, label: str, model: Any, voice: Any) -> None:
     runs = repeat(ctx.warmup, ctx.repeats, once)
     stats = [s for s, _ in runs]
     meta = {"frames": [s.frames for s in stats], "audio_s": [s.audio_s for s in stats],
-            "graphed": [s.graphed for s in stats],
+            "graphed": [s.graphed for s in stats]}
+    if not getattr(model, "remote", False):  # a server's own split is not visible from here
+        meta.update({
             # where the time goes, per reply: prompt + prefill, one frame step, the vocoder per frame
             "prefill_ms": [s.prefill_s * 1000 for s in stats],
             "step_ms_per_frame": [s.steps_s * 1000 / max(s.frames, 1) for s in stats],
-            "decode_ms_per_frame": [s.decode_s * 1000 / max(s.frames, 1) for s in stats]}
+            "decode_ms_per_frame": [s.decode_s * 1000 / max(s.frames, 1) for s in stats]})
     last = stats[-1]
     ctx.report.add("tts", f"first audio ({label})", "ms", [s.first_audio_s * 1000 for s in stats],
                    note=f"{tts.first_chunk_frames} frames", meta=meta)
