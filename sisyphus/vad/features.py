@@ -14,14 +14,17 @@ as the features transformers' `WhisperFeatureExtractor` makes with 80 mel bins,
 This is a float32 version on torch's STFT, checked in the tests against
 `WhisperFeatureExtractor` itself (which computes in float64); it exists because the
 extractor costs about as much as the model's inference, and float32 a quarter of that.
+A process that never loads torch (`talk` with every model on remote servers) gets the
+same features from numpy's FFT (equal within 1e-6, about 2.5x slower than torch's STFT).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from sisyphus.frames import MIC_RATE_HZ, mono_samples
 
@@ -44,8 +47,16 @@ def last_window(samples_16k: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros(WINDOW_SAMPLES - audio.size, dtype=np.float32), audio])
 
 
+if TYPE_CHECKING:
+    import torch
+
+
 def log_mel_features(samples_16k: np.ndarray) -> np.ndarray:
     """Features of shape (80, 800), float32, for the last 8 s of `samples_16k`."""
+    if "torch" not in sys.modules:  # not loaded (the light remote path): numpy, not a torch import
+        return _log_mel_numpy(last_window(samples_16k))
+    import torch
+
     window = torch.from_numpy(last_window(samples_16k))
     with torch.inference_mode():
         # Normalised in float32 over the whole padded window, as the extractor does.
@@ -59,15 +70,33 @@ def log_mel_features(samples_16k: np.ndarray) -> np.ndarray:
         return ((log_mel + 4.0) / 4.0).numpy()
 
 
+def _log_mel_numpy(window: np.ndarray) -> np.ndarray:
+    """The same steps as log_mel_features on numpy: centred frames, periodic Hann, rfft."""
+    window = (window - window.mean()) / np.sqrt(window.var() + NORM_EPS)
+    padded = np.pad(window, N_FFT // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_SAMPLES]  # (801, 400)
+    hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+    spectrum = np.fft.rfft(frames * hann, axis=1)
+    power = (spectrum.real**2 + spectrum.imag**2).T.astype(np.float32)  # (201, 801)
+    mel = np.maximum(_mel_filters().T.astype(np.float32) @ power, MEL_FLOOR)
+    log_mel = np.log10(mel)[:, :-1]
+    log_mel = np.maximum(log_mel, log_mel.max() - DYNAMIC_RANGE_DECADES)
+    return ((log_mel + 4.0) / 4.0).astype(np.float32)
+
+
 @functools.cache
 def _hann() -> torch.Tensor:
     """The periodic Hann window (torch.hann_window's default), float32."""
+    import torch
+
     return torch.hann_window(N_FFT, periodic=True, dtype=torch.float32)
 
 
 @functools.cache
 def _mel_filters_t() -> torch.Tensor:
     """The filterbank as a float32 tensor of shape (80 mels, 201 frequency bins)."""
+    import torch
+
     return torch.from_numpy(_mel_filters().T.astype(np.float32)).contiguous()
 
 
