@@ -22,6 +22,9 @@ from tests.support.speech import espeak, timeline
 
 pytestmark = pytest.mark.slow
 
+# Turns that end on silence alone and no replies prepared at pauses: each utterance is one
+# request to each server, so scripted faults land on the turn they are meant for.
+PLAIN_TURNS = {"vad__turn_model": "none", "vad__preempt_silence_ms": None}
 PARIS = "What time is it in Paris?"
 THANKS = "Thank you very much."
 
@@ -134,7 +137,7 @@ def test_each_server_failing_mid_session_is_one_error_line_and_the_session_goes_
     servers["llm"].script(Behavior(reply="Once upon a time there was a fox."), Behavior(reply="You are welcome."))
     servers["tts_custom"].script(SpeechBehavior(disconnect_after_bytes=6000))
 
-    result = talk(config_for(tmp_path, servers), tmp_path)
+    result = talk(config_for(tmp_path, servers, **PLAIN_TURNS), tmp_path)
 
     assert result.returncode == 0, result.stderr[-3000:]
     records = transcript(tmp_path)
@@ -158,7 +161,7 @@ def test_barge_in_closes_the_remote_tts_stream(tmp_path, servers):
     # About real time (~600 samples, 25 ms, per piece every 25 ms): 20 s of audio for the first phrase.
     servers["tts_custom"].script(SpeechBehavior(audio_s=20.0, chunk_delay_s=0.025))
 
-    result = talk(config_for(tmp_path, servers, tts__max_seconds_per_phrase=25.0), tmp_path)
+    result = talk(config_for(tmp_path, servers, tts__max_seconds_per_phrase=25.0, **PLAIN_TURNS), tmp_path)
 
     assert result.returncode == 0, result.stderr[-3000:]
     replies = of_type(transcript(tmp_path), "assistant")
