@@ -70,5 +70,5 @@ def test_bench_reaches_its_own_checks_without_heavy_modules() -> None:
     result = run_cli_without_heavy_modules("bench", "warp")
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("error: unknown bench stage 'warp'; valid stages: vad, asr, tts, llm, pipeline")
+    assert lines[0].startswith("error: unknown bench stage 'warp'; valid stages: vad, turn, asr, tts, llm, pipeline")
     assert lines[-1] == "LOADED:"
