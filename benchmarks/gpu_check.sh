@@ -10,9 +10,9 @@
 #   env.log        the card, driver, torch / transformers / CUDA versions, Sisyphus's CUDA line
 #   (background)   random checkpoints in the official layouts (full size; tiny with --cpu)
 #   tests.log      the CUDA-only tests (skipped on the CPU), and the swap / NaN / seed ones
-#   bench.log/json `sisyphus bench --random-weights` (vad asr tts pipeline, memory)
-#   asr_generate.* the compiled static-cache ASR decode against transformers' generate
 #   tts_stream.*   Sisyphus's streaming TTS alone: warm-up, first audio, total
+#   asr_generate.* the compiled static-cache ASR decode against transformers' generate
+#   bench.log/json `sisyphus bench --random-weights` (vad asr tts pipeline, memory; last, the longest)
 #   summary.md     the table printed last: fast paths, ASR 5 s, TTS audible first audio and
 #                  RTF, own share of voice to voice, peak GPU memory of the process
 #
@@ -90,16 +90,16 @@ mapfile -t tests < <(cd "$repo" && grep -rl --include='*.py' '@pytest.mark.cuda'
 step tests 170 "$py" -m pytest -q -p no:cacheprovider -rfEs -m cuda "${tests[@]}"
 wait $writer
 
-# The turn-taking comparison (two more conversations) is left out to keep within the budget.
-step bench 240 "$py" -m sisyphus.cli bench vad asr tts pipeline --no-turn-taking --random-weights --size "$size" \
-  --device "$device" --dtype "$dtype" --repeats "$repeats" --cache "$cache" --json "$out/bench.json"
+step tts_stream 80 "$py" "$repo/benchmarks/tts_stream.py" --ours-only --folder "$cache/$size/tts_custom" \
+  --device "$device" --dtype "$dtype" --frames "$frames" --repeats "$repeats" --json "$out/tts_stream.json"
 
 ln -sfn "$cache/$size/asr" "$cache/asr-$size"  # asr_generate.py reads <cache>/asr-<size>
 step asr_generate 100 "$py" "$repo/benchmarks/asr_generate.py" --size "$size" --cache "$cache" --device "$device" \
   --dtype "$dtype" --decode compiled --durations "$durations" --repeats "$repeats" --json "$out/asr_generate.json"
 
-step tts_stream 80 "$py" "$repo/benchmarks/tts_stream.py" --ours-only --folder "$cache/$size/tts_custom" \
-  --device "$device" --dtype "$dtype" --frames "$frames" --repeats "$repeats" --json "$out/tts_stream.json"
+# The turn-taking comparison (two more conversations) is left out to keep within the budget.
+step bench 240 "$py" -m sisyphus.cli bench vad asr tts pipeline --no-turn-taking --random-weights --size "$size" \
+  --device "$device" --dtype "$dtype" --repeats "$repeats" --cache "$cache" --json "$out/bench.json"
 
 "$py" "$repo/benchmarks/gpu_summary.py" "$out" | tee "$out/summary.md"
 echo "used $SECONDS s of $budget"
