@@ -172,7 +172,10 @@ class ModelSet:
         model.placed_on(self.device)
 
     def _make_room(self, name: str) -> None:
-        """In swap mode, copy `name`'s weights into the arena (a no-op when they are there)."""
+        """In swap mode, copy `name`'s weights into the arena (a no-op when they are there, or
+        when `name` is not loaded yet: loading adopts it into the arena as the active model)."""
+        if self._arena is None or name not in self._arena.members():
+            return
         if self.swapping and not self._remote(name) and self._arena.activate(name):
             log.debug("swap: %s in, %.0f ms", name, self._arena.last_swap_s * 1000)
 
