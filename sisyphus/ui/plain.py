@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TextIO
 
 from sisyphus.frames import AssistantSaid, Notice, PreemptiveReply, StateChanged, TurnEnded, TurnLatency, UserSaid
+from sisyphus.safetext import display_safe, safe_line
 from sisyphus.ui.events import (
     ConfigSummary,
     CudaUpdate,
@@ -48,7 +49,7 @@ class PlainView:
         self._out().flush()
 
     def handle(self, event: object) -> None:
-        text = self.describe(event)
+        text = self.describe(display_safe(event))
         if text is not None:
             self._write(text)
 
@@ -102,7 +103,7 @@ class PlainView:
     def _write(self, text: str) -> None:
         stamp = self._clock().strftime("%H:%M:%S.%f")[:-3]
         out = self._out()
-        out.write(f"{stamp} {text}\n")
+        out.write(f"{stamp} {safe_line(text)}\n")  # one line, whatever the text held
         out.flush()
 
     def _out(self) -> TextIO:
