@@ -54,7 +54,9 @@ def test_each_utterance_is_one_turn_and_replies_land_after_it_on_the_same_timeli
     sf.write(tmp_path / "in.flac", audio, 16000)  # any libsndfile format works
     server.script(Behavior(reply="It is noon in Paris. Have a nice day."), Behavior(reply="You are welcome."))
 
-    result = run_talk(config(), talk_env(tmp_path), "--input", str(tmp_path / "in.flac"), "--output", str(tmp_path / "out.wav"))
+    # 1.5 s per phrase: each phrase of the replies fits whole (a guard-cut one is recorded cut).
+    result = run_talk(config(tts__max_seconds_per_phrase=1.5), talk_env(tmp_path), "--input", str(tmp_path / "in.flac"),
+                      "--output", str(tmp_path / "out.wav"))  # fmt: skip
 
     assert result.returncode == 0, result.stderr[-3000:]
     records = transcript(tmp_path)
@@ -72,7 +74,7 @@ def test_each_utterance_is_one_turn_and_replies_land_after_it_on_the_same_timeli
 
     played, rate = read_wav(tmp_path / "out.wav")
     assert rate == 24000
-    assert abs(len(played) / rate - len(audio) / 16000) < 3.0  # same timeline, plus the tail
+    assert abs(len(played) / rate - len(audio) / 16000) < 3.7  # same timeline, plus the tail (a 1.5 s last reply)
     spans = sound_spans(played, rate, gap_s=1.0)
     assert len(spans) == 2, spans
     assert first.voiced_end_s < spans[0][0] < second.voiced_start_s
@@ -119,7 +121,7 @@ def test_ctrl_c_ends_the_session_cleanly_and_keeps_the_transcript(tmp_path, serv
     server.script(Behavior(reply="Yes, I can hear you."))
     env = talk_env(tmp_path)
     proc = subprocess.Popen(
-        talk_command(config(), "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.wav")),
+        talk_command(config(tts__max_seconds_per_phrase=1.5), "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.wav")),
         env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
