@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER_API_KEY = "sk-no-key-required"
 # Longest wait between two attempts, whatever the backoff or Retry-After says.
 MAX_BACKOFF_S = 8.0
+# A server that ignores max_tokens must not stream forever: no token is longer than this.
+MAX_CHARS_PER_TOKEN = 32
 
 _UNREACHABLE_HINT = "start your LLM server or fix llm.base_url / OPENAI_BASE_URL"
 _KEY_HINT = "set OPENAI_API_KEY to a key this endpoint accepts"
@@ -158,7 +160,7 @@ class ChatClient:
     # -- reading the stream --------------------------------------------------------------
     async def _deltas(self, response: Any, reply: ReplyStream) -> AsyncIterator[str]:
         chunks = response.__aiter__()
-        said = False
+        said, chars, limit = False, 0, self.config.max_tokens * MAX_CHARS_PER_TOKEN
         while True:
             try:
                 chunk = await asyncio.wait_for(chunks.__anext__(), timeout=self.config.timeout_s)
@@ -187,8 +189,13 @@ class ChatClient:
             if finish:
                 reply.finish_reason = finish
             if text:
-                said = True
+                said, chars = True, chars + len(text)
                 yield text
+            if chars > limit:
+                logger.warning("the LLM stream went past %d characters with llm.max_tokens=%d; cut there",
+                               limit, self.config.max_tokens)  # fmt: skip
+                reply.finish_reason = "length"
+                break
         self._ended(reply, said)
 
     async def _whole(self, response: Any, reply: ReplyStream) -> AsyncIterator[str]:

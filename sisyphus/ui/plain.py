@@ -7,6 +7,9 @@ per `memory_period_s`), so a long session gives a readable log.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +25,8 @@ from sisyphus.ui.events import (
     VoiceChanged,
 )
 from sisyphus.ui.format import cuda_lines, latency_line, memory_line, models_line, preempt_line, turn_end_line
+
+logger = logging.getLogger(__name__)
 
 
 class PlainView:
@@ -41,12 +46,15 @@ class PlainView:
         self._last_models = ""
         self._last_memory = ""
         self._last_memory_at: datetime | None = None
+        self._closed = False  # set when the stream can no longer be written
 
     def start(self) -> None:
         pass
 
     def stop(self) -> None:
-        self._out().flush()
+        if not self._closed:
+            with contextlib.suppress(OSError):
+                self._out().flush()
 
     def handle(self, event: object) -> None:
         text = self.describe(display_safe(event))
@@ -101,10 +109,26 @@ class PlainView:
         return f"memory: {memory}"
 
     def _write(self, text: str) -> None:
+        if self._closed:
+            return
         stamp = self._clock().strftime("%H:%M:%S.%f")[:-3]
         out = self._out()
-        out.write(f"{stamp} {safe_line(text)}\n")  # one line, whatever the text held
-        out.flush()
+        try:
+            out.write(f"{stamp} {safe_line(text)}\n")  # one line, whatever the text held
+            out.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self._reader_gone(out, exc)
+
+    def _reader_gone(self, out: TextIO, exc: OSError) -> None:
+        """The pipe's reader quit (`| head`) or the terminal closed: the conversation and its
+        transcript go on without the log, and the exit does not fail flushing it again."""
+        self._closed = True
+        logger.debug("plain view stopped writing: %s", exc)
+        if out is sys.stdout:
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, out.fileno())
+                os.close(devnull)
 
     def _out(self) -> TextIO:
         # Resolved per write so pytest's capture and redirected stdout are honoured.

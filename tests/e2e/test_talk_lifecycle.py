@@ -149,3 +149,26 @@ def test_many_piped_lines_are_all_answered_none_dropped(tmp_path, server, config
     assert [r.messages[-1]["content"] for r in server.chat_requests] == lines
     assert len(plain_lines(result.stdout, "error")) == 300
 
+
+
+def test_a_reader_that_quits_the_plain_log_does_not_end_the_conversation(tmp_path, server, config):
+    server.default = Behavior(reply="Fine.")
+    proc = subprocess.Popen(
+        talk_command(config(), "--text", "--output", str(tmp_path / "out.wav")), env=talk_env(tmp_path), cwd=REPO,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        proc.stdin.write("one\ntwo\nthree\n")
+        proc.stdin.close()
+        proc.stdout.readline()
+        proc.stdout.close()  # as `sisyphus talk --plain | head -1` does
+        err = proc.stderr.read()
+        proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err and "Exception" not in err, err[-3000:]
+    records = transcript(tmp_path)
+    assert [r["text"] for r in of_type(records, "assistant")] == ["Fine.", "Fine.", "Fine."]
+    assert of_type(records, "end")[0]["reason"] == "ended"
