@@ -212,8 +212,11 @@ class TurnController:
         loop = asyncio.get_running_loop()
         try:
             text = await loop.run_in_executor(self._asr_pool, self._asr.transcribe, utt.samples)
-        except SisyphusError as exc:
-            self._notice(exc.one_line(), "error")
+        except Exception as exc:  # a model failure (or a bug) costs this utterance, not the session
+            if not isinstance(exc, SisyphusError):
+                log.debug("transcription failed", exc_info=True)
+            self._notice(_failure_line("transcription", exc), "error")
+            self._pieces = []
             self._set_state(State.IDLE)
             return
         asr_ms = (self._clock() - started) * 1000
@@ -290,7 +293,7 @@ class TurnController:
             await self._sink.drained(turn.id)
         except Exception as exc:  # a bug must cost one turn, not the session
             log.debug("turn %d failed", turn.id, exc_info=True)
-            self._notice(f"the reply failed: {type(exc).__name__}: {exc} (a bug: run with --debug and report it)", "error")
+            self._notice(_failure_line("reply", exc), "error")
             await self._sink.drained(turn.id)
         else:
             if turn.llm_text and not turn.audio.total_samples:
@@ -399,6 +402,12 @@ class TurnController:
 
     def _emit(self, event: object) -> None:
         self._events.put_nowait(event)
+
+
+def _failure_line(what: str, exc: Exception) -> str:
+    if isinstance(exc, SisyphusError):
+        return exc.one_line()
+    return f"the {what} failed: {type(exc).__name__}: {exc} (sisyphus --debug talk shows the traceback)"
 
 
 def _next_chunk(chunks: Iterator[np.ndarray]) -> np.ndarray | None:
