@@ -117,3 +117,22 @@ def test_display_safe_cleans_every_string_field_of_any_event() -> None:
     event = _Event("hi\x1b[2J http://u:p@h/v1", ("a\nb", "c\x07"), 3)
     assert display_safe(event) == _Event("hi http://***@h/v1", ("a b", "c"), 3)
     assert display_safe("not an event") == "not an event"
+
+
+def test_device_names_with_brackets_or_escapes_are_listed_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from sisyphus.agent import doctor
+    from sisyphus.audio import devices
+
+    names = ["USB Audio [hw:1,0]", "odd [/x] name", "evil\x1b]0;t\x07 mic"]
+    monkeypatch.setattr(devices, "list_devices", lambda: [
+        {"index": i, "name": name, "max_input_channels": 1, "max_output_channels": 0, "default_samplerate_hz": 48000.0,
+         "default_input": i == 0, "default_output": False}
+        for i, name in enumerate(names)
+    ])  # fmt: skip
+    console = Console(record=True, width=200, force_terminal=False)
+    doctor.print_devices(console)
+    shown = console.export_text()
+    assert "USB Audio [hw:1,0]" in shown and "odd [/x] name" in shown and "evil mic" in shown
+    assert "\x1b" not in shown and "\x07" not in shown

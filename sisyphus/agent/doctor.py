@@ -159,7 +159,8 @@ def print_devices(console: Console | None = None) -> None:
     for dev in devices:
         defaults = [kind for kind in ("input", "output") if dev[f"default_{kind}"]]
         table.add_row(
-            str(dev["index"]), dev["name"], str(dev["max_input_channels"]), str(dev["max_output_channels"]),
+            str(dev["index"]), escape(safe_line(str(dev["name"]))),  # the OS names devices: no markup, no escapes
+            str(dev["max_input_channels"]), str(dev["max_output_channels"]),
             f"{dev['default_samplerate_hz']:.0f} Hz", ", ".join(defaults),
         )
     if devices:
