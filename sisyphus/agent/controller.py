@@ -72,6 +72,7 @@ class Recognizer(Protocol):
 
 
 class ChatStreamer(Protocol):
+    # The iterator may carry `finish_reason` once exhausted (llm.stream.ReplyStream does).
     def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]: ...
 
 

@@ -10,6 +10,11 @@ only failures before the first delta are retried (connection errors, 429, 5xx), 
 text already handed to TTS cannot be taken back. Stalls are detected per chunk with
 `llm.timeout_s`; cancellation (barge-in) closes the HTTP stream at once.
 
+What arrives is not trusted: chunks are read by `stream.py`, so data that is not JSON, a
+content that is not text, a 200 answer that is an HTML page or a reply without any text
+each end the turn with one LLMError that says what came, and a server that ignores
+`max_tokens` is cut off. The stream's `finish_reason` is kept for the caller.
+
 What this module does not do: it keeps no history (see `history.py`) and does not cut
 text into phrases (see `chunker.py`).
 """

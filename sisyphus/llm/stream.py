@@ -104,7 +104,8 @@ def completion_text(body: object) -> tuple[str, str | None]:
     ignore `stream: true` and answer with one JSON object."""
     if _is_object(body) and _is_object(_field(body, "error")):
         message = _field(_field(body, "error"), "message")
-        raise LLMError(f"the LLM endpoint reported an error: {preview(message or body, raw=isinstance(message, str))}", _SERVER_HINT)
+        shown = preview(message or body, raw=isinstance(message, str))
+        raise LLMError(f"the LLM endpoint reported an error: {shown}", _SERVER_HINT)
     choices = _field(body, "choices") if _is_object(body) else None
     if not isinstance(choices, list) or not choices or not _is_object(choices[0]):
         raise malformed("a JSON answer that is not a chat completion", body)
