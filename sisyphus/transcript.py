@@ -106,7 +106,11 @@ class TranscriptWriter:
                 f"cannot write the session transcript in {folder}: {exc.strerror or exc}",
                 "set SISYPHUS_DATA_DIR to a writable folder",
             ) from exc
-        meta = {k: redact_urls(v) if isinstance(v, str) else v for k, v in session_meta.items() if k not in ("type", "started")}
+        meta = {
+            k: redact_urls(v) if isinstance(v, str) else v
+            for k, v in session_meta.items()
+            if k not in ("type", "started")
+        }
         started_iso = started.isoformat(timespec="milliseconds")
         self._write({"type": "session", **meta, "started": started_iso})
 

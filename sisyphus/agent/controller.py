@@ -372,7 +372,9 @@ class TurnController:
         if heard or interrupted:  # a reply that failed before a sound leaves no exchange
             self._history.add(turn.user_text, heard + (INTERRUPTED_MARK if interrupted else ""))
         self._emit(
-            AssistantSaid(turn.id, heard, interrupted, full_text="".join(turn.llm_text), finish_reason=turn.finish_reason)
+            AssistantSaid(
+                turn.id, heard, interrupted, full_text="".join(turn.llm_text), finish_reason=turn.finish_reason
+            )
         )
         first_sound = self._sink.first_sound_s(turn.id)
         latency = dict(turn.latency)

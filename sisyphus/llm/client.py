@@ -187,7 +187,8 @@ class ChatClient:
                     "check the LLM server's log; speak again to retry",
                 ) from exc
             except UnicodeDecodeError as exc:
-                raise malformed("bytes that are not UTF-8", exc.object[max(0, exc.start - 40) : exc.end + 40], raw=True) from exc
+                around = exc.object[max(0, exc.start - 40) : exc.end + 40]
+                raise malformed("bytes that are not UTF-8", around, raw=True) from exc
             except json.JSONDecodeError as exc:
                 raise malformed("data that is not JSON", exc.doc, raw=True) from exc
             text, finish = read_chunk(chunk)
@@ -211,7 +212,9 @@ class ChatClient:
             raise LLMError(f"the LLM endpoint's answer stalled: no data for {self.config.timeout_s:g} s",
                            "check the LLM server, or raise llm.timeout_s") from exc  # fmt: skip
         except Exception as exc:  # the transport's own errors: httpx is not ours to name
-            raise LLMError(f"the answer from {self.url} broke off", "check the LLM server's log; speak again to retry") from exc
+            raise LLMError(
+                f"the answer from {self.url} broke off", "check the LLM server's log; speak again to retry"
+            ) from exc
         try:
             data = json.loads(body)
         except ValueError as exc:

@@ -146,7 +146,9 @@ def empty_reply_error(finish_reason: str | None, max_tokens: int) -> LLMError:
     if finish_reason == "content_filter":
         return LLMError("the LLM endpoint's content filter withheld the reply", "rephrase and speak again")
     reason = f"finish_reason: {finish_reason}" if finish_reason else "no finish_reason"
-    return LLMError(f"the LLM sent an empty reply ({reason})", "speak again; if it repeats, check the model and the server's log")
+    return LLMError(
+        f"the LLM sent an empty reply ({reason})", "speak again; if it repeats, check the model and the server's log"
+    )
 
 
 def cut_short_notice(finish_reason: str | None) -> str | None:

@@ -255,7 +255,9 @@ def test_an_unexpected_exception_in_a_reply_costs_that_turn_only():
     errors = [e.text for e in seen if isinstance(e, Notice) and e.level == "error"]
     assert len(errors) == 1 and errors[0].startswith("the reply failed: TypeError: can only concatenate")
     said = [e for e in seen if isinstance(e, AssistantSaid)]
-    assert [(e.turn_id, e.text, e.interrupted) for e in said] == [(1, "Heard this.", False), (2, "Second reply.", False)]
+    assert [(e.turn_id, e.text, e.interrupted) for e in said] == [
+        (1, "Heard this.", False), (2, "Second reply.", False)
+    ]
     assert history.pairs == [("first", "Heard this."), ("second", "Second reply.")]
     assert controller_states_end_idle(seen)
 
@@ -274,6 +276,8 @@ def test_an_asr_failure_costs_that_utterance_only_and_chinese_pieces_join_withou
 
     seen = asyncio.run(scenario())
     errors = [e.text for e in seen if isinstance(e, Notice) and e.level == "error"]
-    assert errors == ["the transcription failed: RuntimeError: CUDA out of memory (sisyphus --debug talk shows the traceback)"]
+    assert errors == [
+        "the transcription failed: RuntimeError: CUDA out of memory (sisyphus --debug talk shows the traceback)"
+    ]
     assert [e for e in seen if isinstance(e, UserSaid)] == [UserSaid(1, "今天天气怎么样")]
     assert [e.text for e in seen if isinstance(e, AssistantSaid)] == ["很好。"]

@@ -108,7 +108,9 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return data[:, 0], rate
 
 
-def run_typed(config: Path, env: dict[str, str], lines: list[str], *args: str, timeout_s: float = 240) -> subprocess.CompletedProcess:
+def run_typed(
+    config: Path, env: dict[str, str], lines: list[str], *args: str, timeout_s: float = 240
+) -> subprocess.CompletedProcess:
     """`talk --text --plain` with `lines` piped in, replies into tmp output: a whole session
     without ASR, so a test of the LLM or transcript path costs no speech."""
     return subprocess.run(

@@ -71,10 +71,13 @@ def test_an_output_that_would_replace_what_the_session_reads_is_refused_before_a
     config_file = config()
     before = recording.read_bytes(), config_file.read_bytes()
     for name, (output, message) in _output_paths(tmp_path, recording, config_file).items():
-        result = run_talk(config_file, talk_env(tmp_path), "--input", str(recording), "--output", str(output), timeout_s=60)
+        result = run_talk(
+            config_file, talk_env(tmp_path), "--input", str(recording), "--output", str(output), timeout_s=60
+        )
         assert result.returncode == 2, (name, result.stderr[-2000:])
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith(f"error: --output {output} ") and message in lines[0], (name, lines)
+        assert len(lines) == 1 and lines[0].startswith(f"error: --output {output} "), (name, lines)
+        assert message in lines[0], (name, lines)
         assert result.stdout == "", name  # nothing started: no view, no model load
         assert (recording.read_bytes(), config_file.read_bytes()) == before, name
         assert not (tmp_path / "sessions").exists(), name

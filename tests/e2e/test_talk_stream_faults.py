@@ -26,7 +26,10 @@ MALFORMED = [
     (("null",), "a chunk that is not a JSON object: null"),
     (('{"choices": [{"index": 0, "delta": "hi"}]}',), 'a delta that is not a JSON object: "hi"'),
     (('{"choices": [{"index": 0, "delta": {}, "finish_reason": 1}]}',), "a finish_reason that is not a string: 1"),
-    ((chunk_event("Fine. "), b'{"choices": [{"delta": {"content": "\xff"}}]}'), "the LLM stream sent bytes that are not UTF-8"),
+    (
+        (chunk_event("Fine. "), b'{"choices": [{"delta": {"content": "\xff"}}]}'),
+        "the LLM stream sent bytes that are not UTF-8",
+    ),
 ]
 
 
@@ -88,7 +91,9 @@ def test_a_body_that_is_no_stream_an_empty_reply_and_a_cut_reply_are_each_said(t
         Behavior(reply="", finish_reason="length"),
         Behavior(body=json.dumps(completion), content_type="application/json"),  # ignores stream: true
         Behavior(reply="It was a dark night.", finish_reason="length"),
-        Behavior(events=('{"choices": [{"index": 0, "delta": {"refusal": "I cannot help."}}]}', chunk_event(None, "stop"))),
+        Behavior(events=(
+            '{"choices": [{"index": 0, "delta": {"refusal": "I cannot help."}}]}', chunk_event(None, "stop")
+        )),
     )
     lines = ["proxy", "empty", "thinking", "whole", "story", "refused"]
 

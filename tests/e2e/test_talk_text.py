@@ -66,7 +66,7 @@ def _controls(text: str) -> list[str]:
     return sorted({ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F or ch == "\u202e"})
 
 
-def test_escape_sequences_in_a_reply_never_reach_the_plain_log_and_the_transcript_keeps_them_escaped(tmp_path, server, config):
+def test_escape_sequences_never_reach_the_plain_log_and_the_transcript_keeps_them_escaped(tmp_path, server, config):
     server.script(Behavior(reply=HOSTILE))
 
     result = run_typed(config(tts__max_seconds_per_phrase=3.0), talk_env(tmp_path), ["say \x1b[31mred\x1b[0m"],
@@ -132,7 +132,8 @@ def test_credentials_in_the_llm_url_are_never_shown_or_stored(tmp_path, config):
 
     result = run_typed(cfg, talk_env(tmp_path), ["hello"], "--output", str(tmp_path / "out.wav"))
     doctor = subprocess.run(
-        [sys.executable, "-m", "sisyphus.cli", "doctor", "--config", str(cfg)], env={**talk_env(tmp_path), "COLUMNS": "300"},
+        [sys.executable, "-m", "sisyphus.cli", "doctor", "--config", str(cfg)],
+        env={**talk_env(tmp_path), "COLUMNS": "300"},
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
 

@@ -18,7 +18,9 @@ from sisyphus.llm.chunker import PhraseChunker, join_phrases
 # code fences, <think>, emoji), so every letter and digit must come out.
 WORDS = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789éüß"), min_size=1, max_size=12)
 CJK = st.text(alphabet=st.sampled_from("你好今天天气很好我们去公园散步吧こんにちは"), min_size=1, max_size=20)
-SEPARATORS = st.sampled_from([" ", " ", " ", ". ", ", ", "! ", "? ", "; ", ": ", "\n", "...", "。", "，", "！", "、", "—", "3.14", " e.g. ", " Mr. "])
+SEPARATORS = st.sampled_from(
+    [" ", " ", " ", ". ", ", ", "! ", "? ", "; ", ": ", "\n", "...", "。", "，", "！", "、", "—", "3.14", " e.g. ", " Mr. "]
+)
 PIECES = st.lists(st.one_of(WORDS, CJK, SEPARATORS), min_size=0, max_size=60)
 # Anything at all, control characters, markdown and emoji included.
 ANY_TEXT = st.text(max_size=300)

@@ -30,7 +30,9 @@ DELTA = st.fixed_dictionaries({}, optional={"content": JSON, "refusal": JSON, "r
 CHOICE = st.fixed_dictionaries(
     {}, optional={"index": st.sampled_from([0, 1, None, "0"]), "delta": DELTA | JSON, "finish_reason": JSON}
 )
-CHUNK = st.fixed_dictionaries({}, optional={"choices": st.lists(CHOICE | JSON, max_size=3) | JSON, "usage": JSON}) | JSON
+CHUNK = (
+    st.fixed_dictionaries({}, optional={"choices": st.lists(CHOICE | JSON, max_size=3) | JSON, "usage": JSON}) | JSON
+)
 
 
 @settings(max_examples=500, deadline=None)

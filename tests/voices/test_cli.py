@@ -211,5 +211,6 @@ def test_say_refuses_to_write_over_a_reference_or_the_config(config_file: Path) 
     ]:
         result = run(config_file, "say", "ryan", "Hello there.", "--output", str(output))
         assert result.exit_code == 2, result.output
-        assert result.stderr.strip() == result.stderr.strip().splitlines()[0] and message in result.stderr, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.stderr
         assert (snapshot(library), config_file.read_bytes()) == before
