@@ -14,6 +14,7 @@ import typer
 
 from sisyphus import __version__
 from sisyphus.cli_support import handle_errors, read_config, set_debug
+from sisyphus.config import default_config_path
 from sisyphus.errors import ConfigError
 
 app = typer.Typer(
@@ -96,6 +97,7 @@ def talk(
         transcript_dir=transcript_dir,
         read_keyboard=text or sys.stdin.isatty(),
         voice=voice,
+        config_file=config or default_config_path(),
     )
     raise typer.Exit(run_talk(cfg, options))
 

@@ -21,6 +21,7 @@ import typer
 
 from sisyphus.config import Config, default_config_path, load_config
 from sisyphus.errors import ConfigError, SisyphusError
+from sisyphus.safetext import SafeLogRecords, safe_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +33,8 @@ def set_debug(enabled: bool) -> None:
     _debug = enabled
     level = logging.DEBUG if enabled else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SafeLogRecords())
     for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
 
@@ -46,11 +49,11 @@ def report_error(exc: SisyphusError) -> int:
         traceback.print_exception(exc)
     if isinstance(exc, ConfigError) and exc.message.startswith("invalid configuration: "):
         fields = exc.message.removeprefix("invalid configuration: ").split("; ")
-        print("error: invalid configuration" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
+        print("error: invalid configuration" + (f" ({safe_line(exc.hint)})" if exc.hint else ""), file=sys.stderr)
         for field in fields:
-            print(f"  • {field}", file=sys.stderr)
+            print(f"  • {safe_line(field)}", file=sys.stderr)
     else:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        print(f"error: {safe_line(exc.one_line())}", file=sys.stderr)
     return exc.exit_code
 
 

@@ -129,6 +129,7 @@ class AssistantSaid:
     text: str
     interrupted: bool
     full_text: str = ""  # everything the LLM produced, played or not
+    finish_reason: str | None = None  # how the LLM ended the reply: "stop", "length" (cut at max_tokens), ...
 
 
 @dataclass(frozen=True)

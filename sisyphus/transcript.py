@@ -6,12 +6,17 @@ session that ends normally gets a final `{"type": "end"}` line, so a reader can 
 finished session from one that was cut off.
 
 Line types: `session` (first; the meta given at start and `started`), `user`,
-`assistant` (the text as played, `interrupted`, and `full_text` the LLM produced),
-`latency` (ms after the end of the user's speech), `turn_end` (why the endpointer ended
-the turn: reason, silence waited, Smart Turn's probability and cost), `preempt` (a reply
-prepared at a pause: `hit` true when it played, false when it was dropped unheard, with
-what the user had said then), `notice` (warnings and errors), `end`. Every line but the
-first carries `time` (ISO 8601, local time with offset).
+`assistant` (the text as played, `interrupted`, `full_text` the LLM produced and its
+`finish_reason`), `latency` (ms after the end of the user's speech), `turn_end` (why the
+endpointer ended the turn: reason, silence waited, Smart Turn's probability and cost),
+`preempt` (a reply prepared at a pause: `hit` true when it played, false when it was
+dropped unheard, with what the user had said then), `voice` (a switch with `/voice NAME`),
+`notice` (warnings and errors), `end`. Every line but the first carries `time` (ISO 8601,
+local time with offset).
+
+Text is stored raw, as the models produced it; control characters, bidi formats and lone
+surrogates are written as JSON escapes, so `cat` on a transcript never drives the
+terminal. Notices and the session meta have credentials in URLs redacted.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import IO, Any
 
 from sisyphus.errors import SisyphusError
 from sisyphus.frames import AssistantSaid, Notice, PreemptiveReply, TurnEnded, TurnLatency, UserSaid
+from sisyphus.safetext import escape_json_controls, redact_urls
+from sisyphus.ui.events import VoiceChanged
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +106,11 @@ class TranscriptWriter:
                 f"cannot write the session transcript in {folder}: {exc.strerror or exc}",
                 "set SISYPHUS_DATA_DIR to a writable folder",
             ) from exc
-        meta = {k: v for k, v in session_meta.items() if k not in ("type", "started")}
+        meta = {
+            k: redact_urls(v) if isinstance(v, str) else v
+            for k, v in session_meta.items()
+            if k not in ("type", "started")
+        }
         started_iso = started.isoformat(timespec="milliseconds")
         self._write({"type": "session", **meta, "started": started_iso})
 
@@ -111,7 +122,7 @@ class TranscriptWriter:
         record = _record(event)
         if record is None:
             return
-        if record["type"] == "notice":
+        if record["type"] in ("notice", "voice"):
             record["turn_id"] = self._turn_id
         if self._closed:
             logger.warning("transcript %s is closed; dropped a %s line", self.path, record["type"])
@@ -135,7 +146,7 @@ class TranscriptWriter:
         pass
 
     def _write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = escape_json_controls(json.dumps(record, ensure_ascii=False, default=str))
         try:
             self._file.write(line + "\n")
             self._file.flush()
@@ -157,6 +168,7 @@ def _record(event: object) -> dict[str, Any] | None:
             "text": event.text,
             "interrupted": event.interrupted,
             "full_text": event.full_text or event.text,
+            **({"finish_reason": event.finish_reason} if event.finish_reason else {}),
         }
     if isinstance(event, TurnLatency):
         return {
@@ -178,5 +190,7 @@ def _record(event: object) -> dict[str, Any] | None:
         return {"type": "preempt", "turn_id": event.turn_id, "hit": event.hit, "text": event.text,
                 "head_start_ms": event.head_start_ms}
     if isinstance(event, Notice) and event.level in NOTICE_LEVELS_KEPT:
-        return {"type": "notice", "level": event.level, "text": event.text}
+        return {"type": "notice", "level": event.level, "text": redact_urls(event.text)}
+    if isinstance(event, VoiceChanged):
+        return {"type": "voice", "name": event.name, **({"kind": event.kind} if event.kind else {})}
     return None

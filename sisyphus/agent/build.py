@@ -37,6 +37,7 @@ class TalkOptions:
     transcript_dir: Path | None = None
     read_keyboard: bool = True
     voice: str | None = None  # --voice: an unknown name is an error, not a fallback
+    config_file: Path | None = None  # the config read, which --output must not replace
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,13 @@ def prepare(config: Config, options: TalkOptions, notify: Any) -> Prepared:
     An unreadable --input file, a missing device, an unknown voice or a model that is not
     on disk should cost the user a second, not a model load.
     """
+    from sisyphus.audio.paths import refuse_overwriting
+    from sisyphus.config import resolve_path
     from sisyphus.voices.router import VoiceRouter
 
+    library = resolve_path(config, config.voice.library)
+    protected = {"--input": options.input_file, "the config file": options.config_file, "the voice library": library}
+    refuse_overwriting(options.output_file, protected)
     source, sink = _open_io(config, options)
     router = VoiceRouter.from_config(config, notify=notify)
     voice = router.info(options.voice).name if options.voice else router.default_voice()

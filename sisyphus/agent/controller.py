@@ -27,6 +27,8 @@ import numpy as np
 from sisyphus.agent.heard import INTERRUPTED_MARK, ReplyAudio
 from sisyphus.agent.preempt import PreparedReplies
 from sisyphus.errors import SisyphusError
+from sisyphus.llm.chunker import join_phrases
+from sisyphus.llm.stream import cut_short_notice
 from sisyphus.frames import (
     AssistantSaid,
     Notice,
@@ -70,6 +72,7 @@ class Recognizer(Protocol):
 
 
 class ChatStreamer(Protocol):
+    # The iterator may carry `finish_reason` once exhausted (llm.stream.ReplyStream does).
     def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]: ...
 
 
@@ -105,6 +108,7 @@ class Turn:
     tts_rtfs: list[float] = field(default_factory=list)
     audible: AudibleTimer | None = None  # from the first phrase to the first sample a listener hears
     gate: asyncio.Event | None = None  # a prepared reply: its audio waits until the turn is confirmed
+    finish_reason: str | None = None  # as the LLM stream ended it ("stop", "length", ...)
 
 
 class TurnController:
@@ -209,8 +213,11 @@ class TurnController:
         loop = asyncio.get_running_loop()
         try:
             text = await loop.run_in_executor(self._asr_pool, self._asr.transcribe, utt.samples)
-        except SisyphusError as exc:
-            self._notice(exc.one_line(), "error")
+        except Exception as exc:  # a model failure (or a bug) costs this utterance, not the session
+            if not isinstance(exc, SisyphusError):
+                log.debug("transcription failed", exc_info=True)
+            self._notice(_failure_line("transcription", exc), "error")
+            self._pieces = []
             self._set_state(State.IDLE)
             return
         asr_ms = (self._clock() - started) * 1000
@@ -219,7 +226,7 @@ class TurnController:
             self._pieces.append(text)
         if not utt.final:
             return  # a piece of long speech: wait for the rest
-        user_text, self._pieces = " ".join(self._pieces), []
+        user_text, self._pieces = join_phrases(self._pieces), []
         if not user_text:
             self._set_state(State.IDLE)
             return
@@ -285,6 +292,13 @@ class TurnController:
         except SisyphusError as exc:
             self._notice(exc.one_line(), "error")
             await self._sink.drained(turn.id)
+        except Exception as exc:  # a bug must cost one turn, not the session
+            log.debug("turn %d failed", turn.id, exc_info=True)
+            self._notice(_failure_line("reply", exc), "error")
+            await self._sink.drained(turn.id)
+        else:
+            if turn.llm_text and not turn.audio.total_samples:
+                self._notice("nothing of the reply could be spoken (was it only code, markup or emoji?)", "warning")
         finally:
             if not thinker.done():
                 thinker.cancel()
@@ -306,6 +320,10 @@ class TurnController:
                     turn.llm_text.append(delta)
                     for phrase in chunker.push(delta):
                         await phrases.put(phrase)
+                turn.finish_reason = getattr(deltas, "finish_reason", None)
+            cut = cut_short_notice(turn.finish_reason)
+            if cut is not None:
+                self._notice(cut, "warning")
             for phrase in chunker.flush():
                 await phrases.put(phrase)
         finally:
@@ -340,6 +358,8 @@ class TurnController:
             stats = getattr(self._tts, "last_stats", None)
             if stats is not None and stats.audio_s > 0:
                 turn.tts_rtfs.append(stats.real_time_factor)
+            if getattr(stats, "hit_limit", False):
+                turn.audio.cut_by_guard(spoken, self._sink.sample_rate_hz)
 
     def _finish(self, turn: Turn, interrupted: bool) -> None:
         if self._turn is not turn:
@@ -351,7 +371,11 @@ class TurnController:
         heard = turn.audio.heard_text(played)
         if heard or interrupted:  # a reply that failed before a sound leaves no exchange
             self._history.add(turn.user_text, heard + (INTERRUPTED_MARK if interrupted else ""))
-        self._emit(AssistantSaid(turn.id, heard, interrupted, full_text="".join(turn.llm_text)))
+        self._emit(
+            AssistantSaid(
+                turn.id, heard, interrupted, full_text="".join(turn.llm_text), finish_reason=turn.finish_reason
+            )
+        )
         first_sound = self._sink.first_sound_s(turn.id)
         latency = dict(turn.latency)
         if first_sound is not None:
@@ -381,6 +405,12 @@ class TurnController:
 
     def _emit(self, event: object) -> None:
         self._events.put_nowait(event)
+
+
+def _failure_line(what: str, exc: Exception) -> str:
+    if isinstance(exc, SisyphusError):
+        return exc.one_line()
+    return f"the {what} failed: {type(exc).__name__}: {exc} (sisyphus --debug talk shows the traceback)"
 
 
 def _next_chunk(chunks: Iterator[np.ndarray]) -> np.ndarray | None:

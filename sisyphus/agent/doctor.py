@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sisyphus.hub import model_folder
 from sisyphus.config import Config, resolve_path
 from sisyphus.errors import ConfigError, SisyphusError
 from sisyphus.runtime.remote import remote_keys
+from sisyphus.safetext import redact_url, safe_line
 
 MODEL_KEYS = {"asr": "asr", "tts-base": "tts_base", "tts-custom": "tts_custom"}
 
@@ -34,9 +36,10 @@ def run_doctor(config: Config, console: Console | None = None) -> int:
         checks.extend(probe(config))
     for check in checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
-        line = f"{mark} [bold]{check.name}[/]: {check.detail}"
+        # Details quote servers, paths and URLs: no markup, no escapes, no credentials.
+        line = f"{mark} [bold]{check.name}[/]: {escape(safe_line(check.detail))}"
         if not check.ok and check.fix:
-            line += f"\n    [yellow]→ {check.fix}[/]"
+            line += f"\n    [yellow]→ {escape(safe_line(check.fix))}[/]"
         console.print(line, highlight=False)
     failed = sum(not c.ok for c in checks)
     console.print(f"{len(checks) - failed} ok, {failed} failed")
@@ -139,7 +142,7 @@ def _check_llm(config: Config) -> list[Check]:
         detail = asyncio.run(probe())
     except SisyphusError as exc:
         return [Check("LLM endpoint", False, exc.message, exc.hint)]
-    return [Check("LLM endpoint", True, f"{config.llm.base_url}: {detail}")]
+    return [Check("LLM endpoint", True, f"{redact_url(config.llm.base_url)}: {detail}")]
 
 
 def print_devices(console: Console | None = None) -> None:
@@ -156,7 +159,8 @@ def print_devices(console: Console | None = None) -> None:
     for dev in devices:
         defaults = [kind for kind in ("input", "output") if dev[f"default_{kind}"]]
         table.add_row(
-            str(dev["index"]), dev["name"], str(dev["max_input_channels"]), str(dev["max_output_channels"]),
+            str(dev["index"]), escape(safe_line(str(dev["name"]))),  # the OS names devices: no markup, no escapes
+            str(dev["max_input_channels"]), str(dev["max_output_channels"]),
             f"{dev['default_samplerate_hz']:.0f} Hz", ", ".join(defaults),
         )
     if devices:

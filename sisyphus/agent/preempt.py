@@ -26,6 +26,7 @@ import numpy as np
 
 from sisyphus.errors import SisyphusError
 from sisyphus.frames import PreemptiveReply, TurnPaused
+from sisyphus.llm.chunker import join_phrases
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class PreparedReplies:
             started = self._clock()
             text = (await self._transcribe(prep.paused.samples)).strip()
             asr_ms = (self._clock() - started) * 1000
-            prep.text = " ".join([*earlier_pieces, text] if text else earlier_pieces)
+            prep.text = join_phrases([*earlier_pieces, text])  # Chinese and Japanese join without spaces
             if not prep.text:
                 return
             prep.turn, reply = self._start_held(prep.text, prep.paused.end_s, {"asr_ms": asr_ms})

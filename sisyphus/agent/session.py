@@ -9,6 +9,7 @@ done, `/quit`, Ctrl-C, a lost device) cancels the tasks and closes the transcrip
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import math
@@ -131,8 +132,17 @@ async def _listen(parts: SessionParts, inputs: asyncio.Queue) -> None:
         vad_pool.shutdown(wait=False, cancel_futures=True)
 
 
+QUIT_COMMANDS = ("/quit", "/exit")
+
+
 class _Keyboard:
-    """Reads typed lines on a daemon thread: text turns and `/voice`, `/voices`, `/quit`."""
+    """Reads typed lines on a daemon thread: text turns and `/voice`, `/voices`, `/quit`.
+
+    Lines from a pipe may come faster than replies: each waits for room in the input
+    queue (the reader thread blocks) rather than being dropped. From a pipe, `/quit` is
+    the end of input, so the reply in flight finishes first; typed at a terminal it
+    stops at once.
+    """
 
     def __init__(self, inputs: asyncio.Queue, stop: asyncio.Event, parts: SessionParts) -> None:
         self._inputs = inputs
@@ -144,17 +154,35 @@ class _Keyboard:
         thread.start()
 
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        interactive = _is_terminal(sys.stdin)
+        quit_piped = False
         for line in sys.stdin:
-            loop.call_soon_threadsafe(self._line, line.strip())
+            if not interactive and line.strip() in QUIT_COMMANDS:
+                quit_piped = True
+                break
+            if not self._call(loop, self._line(line.strip())):
+                return  # the session is over
         if self._parts.source is None:
             # End of typed input (a pipe, or Ctrl-D): finish the last reply, then stop.
-            loop.call_soon_threadsafe(self._inputs.put_nowait, None)
+            self._call(loop, self._inputs.put(None))
+        elif quit_piped:
+            loop.call_soon_threadsafe(self._stop.set)
 
-    def _line(self, line: str) -> None:
+    @staticmethod
+    def _call(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
+        """Run `coro` on the loop and wait for it; False once the loop is gone."""
+        try:
+            asyncio.run_coroutine_threadsafe(coro, loop).result()
+        except (RuntimeError, concurrent.futures.CancelledError):
+            coro.close()
+            return False
+        return True
+
+    async def _line(self, line: str) -> None:
         events = self._parts.events
         if not line:
             return
-        if line in ("/quit", "/exit"):
+        if line in QUIT_COMMANDS:
             self._stop.set()
         elif line == "/voices":
             names = self._parts.voice_names() if self._parts.voice_names else []
@@ -163,13 +191,20 @@ class _Keyboard:
             name = line.removeprefix("/voice").strip()
             names = self._parts.voice_names() if self._parts.voice_names else [name]
             if name in names:
-                self._inputs.put_nowait(SetVoice(name))
+                await self._inputs.put(SetVoice(name))
             else:
                 events.put_nowait(Notice(f"unknown voice {name!r}; available: {', '.join(names)}", "warning"))
         elif line.startswith("/"):
             events.put_nowait(Notice("commands: /voice NAME, /voices, /quit", "warning"))
         else:
-            self._inputs.put_nowait(TypedText(line, time.monotonic()))
+            await self._inputs.put(TypedText(line, time.monotonic()))
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stdin, or a closed one
+        return False
 
 
 def _dbfs(samples: np.ndarray) -> float:

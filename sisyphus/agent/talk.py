@@ -11,8 +11,10 @@ from typing import Any
 
 from sisyphus.agent.build import TalkOptions, all_remote, build_session, prefetch_chat_client, prepare
 from sisyphus.agent.session import SessionParts, run_session, transcript_path_of
+from sisyphus.agent.signals import StopSignals, stop_signals_as_ctrl_c
 from sisyphus.config import Config
 from sisyphus.frames import Notice
+from sisyphus.safetext import redact_url
 from sisyphus.ui.events import ConfigSummary, VoiceChanged
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,12 @@ MONITOR_INTERVAL_S = 1.0
 
 
 def run_talk(config: Config, options: TalkOptions) -> int:
-    """Run one session; returns the exit code (0 after a normal end or Ctrl-C)."""
+    """Run one session; returns the exit code (0 after a normal end, Ctrl-C or SIGTERM)."""
+    with stop_signals_as_ctrl_c() as stops:
+        return _talk(config, options, stops)
+
+
+def _talk(config: Config, options: TalkOptions, stops: StopSignals) -> int:
     from sisyphus.ui.view import make_view
 
     notices = _Notices()
@@ -48,7 +55,7 @@ def run_talk(config: Config, options: TalkOptions) -> int:
         try:
             result = asyncio.run(_run(parts, models))
         except KeyboardInterrupt:
-            view.handle(Notice("stopped (Ctrl-C); transcript kept"))
+            view.handle(Notice(f"stopped ({stops.received or 'Ctrl-C'}); transcript kept"))
             return 0
         view.handle(Notice(f"session {result.reason}: {result.turns} turn(s)"))
         path = transcript_path_of(parts.consumers)
@@ -147,7 +154,7 @@ def config_summary(config: Config, options: TalkOptions) -> list[str]:
         f"ASR: {_where(config, 'asr')}",
         f"TTS: {_where(config, 'tts_custom')} (preset voices), {_where(config, 'tts_base')} (cloned voices)",
         f"voice: {config.voice.default}, language: {config.voice.language}",
-        f"LLM: {config.llm.model} at {config.llm.base_url}",
+        f"LLM: {config.llm.model} at {redact_url(config.llm.base_url)}",
     ]
 
 

@@ -31,6 +31,7 @@ from sisyphus.bench.context import BenchContext
 from sisyphus.config import LlmConfig
 from sisyphus.errors import LLMError
 from sisyphus.llm.client import PLACEHOLDER_API_KEY, ChatClient
+from sisyphus.safetext import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class StreamTiming:
 def run(ctx: BenchContext) -> None:
     """Probe the endpoint, then time ctx.warmup + ctx.repeats streamed prompts and report them."""
     config = ctx.config.llm
-    ctx.say(f"llm: {config.model} at {config.base_url}, {ctx.warmup} warm-up + {ctx.repeats} prompts")
+    ctx.say(f"llm: {config.model} at {redact_url(config.base_url)}, {ctx.warmup} warm-up + {ctx.repeats} prompts")
     timings = asyncio.run(measure(config, ctx.warmup, ctx.repeats))
     report_timings(ctx, config, timings)
 
@@ -95,7 +96,7 @@ async def measure(config: LlmConfig, warmup: int, repeats: int, *, include_usage
             if index >= warmup:
                 timings.append(timing)
     except asyncio.TimeoutError as exc:
-        raise LLMError(f"an LLM request to {config.base_url} took longer than {REQUEST_LIMIT_S:.0f} s",
+        raise LLMError(f"an LLM request to {redact_url(config.base_url)} took longer than {REQUEST_LIMIT_S:.0f} s",
                        "check the LLM server") from exc
     finally:
         await client.close()
@@ -131,7 +132,7 @@ async def time_request(client: openai.AsyncOpenAI, config: LlmConfig, prompt: st
     except openai.APIError as exc:  # connection, status and mid-stream error events alike
         raise _failure(config, exc) from exc
     if first_s is None or last_s is None:
-        raise LLMError(f"the LLM endpoint {config.base_url} streamed a reply with no text",
+        raise LLMError(f"the LLM endpoint {redact_url(config.base_url)} streamed a reply with no text",
                        "check llm.model and the server's log")
     tokens = usage_tokens if usage_tokens is not None else deltas
     return StreamTiming(first_s, last_s, tokens, usage_tokens is not None)
@@ -140,10 +141,10 @@ async def time_request(client: openai.AsyncOpenAI, config: LlmConfig, prompt: st
 def _failure(config: LlmConfig, exc: Exception) -> LLMError:
     """A failure after the probe passed (the probe turns the usual ones into their own lines)."""
     if isinstance(exc, openai.APITimeoutError):
-        return LLMError(f"the LLM endpoint {config.base_url} stopped answering for {config.timeout_s:g} s",
+        return LLMError(f"the LLM endpoint {redact_url(config.base_url)} stopped answering for {config.timeout_s:g} s",
                         "check the LLM server, or raise llm.timeout_s")
     if isinstance(exc, openai.APIConnectionError):
-        return LLMError(f"the LLM endpoint {config.base_url} dropped the connection",
+        return LLMError(f"the LLM endpoint {redact_url(config.base_url)} dropped the connection",
                         "check the LLM server's log and run the stage again")
     status = f"HTTP {exc.status_code}: " if isinstance(exc, openai.APIStatusError) else ""
     detail = " ".join(str(getattr(exc, "message", exc)).split())[:160]
@@ -157,7 +158,7 @@ def report_timings(ctx: BenchContext, config: LlmConfig, timings: list[StreamTim
         "text deltas counted (the server reported no usage)")
     meta = {"model": config.model, "tokens": [t.tokens for t in timings], "usage_reported":
             [t.usage_reported for t in timings]}
-    host = urlsplit(config.base_url).netloc or config.base_url
+    host = urlsplit(redact_url(config.base_url)).netloc or redact_url(config.base_url)
     ctx.report.add(STAGE, TTFT, "ms", [t.first_token_s * 1000 for t in timings], f"{config.model} at {host}",
                    meta=meta)
     measured = [r for r in rates if r is not None]

@@ -74,6 +74,13 @@ class Behavior:
     drop_connection: bool = False
     # Send an SSE error event after this many deltas (as OpenAI does mid-stream).
     error_event_after: int | None = None
+    # Raw SSE `data:` payloads sent instead of the reply's chunks, then [DONE]: malformed
+    # streams (text that is not JSON, a content that is a number, bytes not UTF-8, ...).
+    # `chunk_event(...)` makes well-formed ones to mix in.
+    events: tuple[str | bytes, ...] | None = None
+    # A 200 answer with this body instead of any reply (a proxy's HTML page, say).
+    body: str | None = None
+    content_type: str = "text/html; charset=utf-8"
 
 
 @dataclass
@@ -293,19 +300,27 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"The model `{record.model}` does not exist or you do not have access to it."
             self._send_error(404, message, "invalid_request_error", "model_not_found")
             return
+        if behavior.body is not None:
+            self._send_raw(200, behavior.body.encode(), behavior.content_type)
+            return
         reply = behavior.reply(record.messages) if callable(behavior.reply) else behavior.reply
-        if record.stream:
+        if record.stream and behavior.events is not None:
+            self._stream_events(behavior.events)
+        elif record.stream:
             self._stream_reply(record, behavior, reply)
         else:
             self._send_json(200, _completion(record.model or "", reply))
 
     # -- streaming ----------------------------------------------------------------------
-    def _stream_reply(self, record: RequestRecord, behavior: Behavior, reply: str) -> None:
+    def _start_stream(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+    def _stream_reply(self, record: RequestRecord, behavior: Behavior, reply: str) -> None:
+        self._start_stream()
         model = record.model or ""
         step = max(1, behavior.chunk_chars)
         deltas = [reply[i : i + step] for i in range(0, len(reply), step)]
@@ -335,6 +350,14 @@ class _Handler(BaseHTTPRequestHandler):
         if record.include_usage:
             # As OpenAI does: one last chunk without choices; one delta counts as one token.
             self._sse({**_chunk(model, {}, None), "choices": [], "usage": _usage(len(deltas))})
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._end_chunks()
+
+    def _stream_events(self, events: Sequence[str | bytes]) -> None:
+        self._start_stream()
+        for event in events:
+            data = event.encode() if isinstance(event, str) else event
+            self._write_chunk(b"data: " + data + b"\n\n")
         self._write_chunk(b"data: [DONE]\n\n")
         self._end_chunks()
 
@@ -420,9 +443,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, body, headers)
 
     def _send_json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
+        self._send_raw(status, json.dumps(body).encode(), "application/json", headers)
+
+    def _send_raw(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -445,6 +470,12 @@ def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None) -> dict
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
+
+
+def chunk_event(content: object = None, finish_reason: str | None = None, model: str = "test-model") -> str:
+    """One well-formed (or, with a non-string `content`, malformed) chunk as SSE data."""
+    delta = {} if content is None else {"content": content}
+    return json.dumps(_chunk(model, delta, finish_reason), ensure_ascii=False)
 
 
 def _completion(model: str, reply: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from sisyphus.config import Config
 from sisyphus.errors import ConfigError
 from sisyphus.runtime.remote import remote_keys
+from sisyphus.safetext import safe_line
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,10 @@ def _with_random_models(config: Config, size: str, cache_dir: Path | None, say: 
 
 def _sayer(progress: Any) -> Any:
     def say(text: str) -> None:
+        from rich.markup import escape
+
         log.info("%s", text)
         if progress is not None:
-            progress.print(f"[dim]· {text}[/dim]", highlight=False)
+            progress.print(f"[dim]· {escape(safe_line(text))}[/dim]", highlight=False)
 
     return say

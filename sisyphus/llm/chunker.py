@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+
+from sisyphus.safetext import printable
 
 # Sentence ends that need whitespace (or CJK text, or the end) after them.
 _ASCII_SENTENCE = ".!?"
@@ -31,6 +34,11 @@ _CLOSERS = "\"'”’」』）)]】》*_`"
 _ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st vs etc approx fig inc ltd corp dept".split())
 
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
+# Writing without spaces between words: CJK punctuation, kana, Han, fullwidth forms (Hangul
+# is spaced like English, so it is not here).
+_UNSPACED_RANGES = (
+    (0x3000, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFF65), (0x20000, 0x3134F),
+)  # fmt: skip
 # Characters TTS cannot speak: pictographs, dingbats, flags, joiners and selectors.
 _EMOJI = re.compile(
     "[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\U0001F1E6-\U0001F1FF"
@@ -52,14 +60,52 @@ def _is_cjk(ch: str) -> bool:
     return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
 
 
+def _unspaced(ch: str) -> bool:
+    code = ord(ch)
+    return any(lo <= code <= hi for lo, hi in _UNSPACED_RANGES)
+
+
+def join_phrases(parts: Iterable[str]) -> str:
+    """Phrases (or ASR pieces) as one text: a space between them, except after Chinese or
+    Japanese text, which has none ("你好。" + "今天" → "你好。今天", "Hi." + "Bye." → "Hi. Bye.")."""
+    joined = ""
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        if joined and not (_unspaced(joined[-1]) or _unspaced(part[0]) and not part[0].isalnum()):
+            joined += " "
+        joined += part
+    return joined
+
+
+def spoken_prefix(text: str, units: float) -> str:
+    """The start of `text` that fits in `units` (whole words where the text has spaces)."""
+    if _units(text, spaces=True) <= units:
+        return text
+    words = text.split(" ")
+    if len(words) > 1:
+        kept: list[str] = []
+        for word in words:
+            if _units(" ".join([*kept, word]), spaces=True) > units:
+                break
+            kept.append(word)
+        return " ".join(kept)
+    end, used = 0, 0
+    while end < len(text) and used + _units(text[end], spaces=True) <= units:
+        used += _units(text[end], spaces=True)
+        end += 1
+    return text[:end]
+
+
 def _units(text: str, *, spaces: bool = False) -> int:
     """Length as TTS time: a CJK character says about as much as three Latin letters."""
     return sum(3 if _is_cjk(ch) else 1 for ch in text if spaces or not ch.isspace())
 
 
 def clean_for_speech(text: str) -> str:
-    """Remove what TTS would read out literally (markdown) or cannot say (emoji)."""
-    text = _CODE_FENCE.sub(" ", text)
+    """Remove what TTS would read out literally (markdown, escape sequences) or cannot say (emoji)."""
+    text = _CODE_FENCE.sub(" ", printable(text))
     text = _IMAGE.sub(" ", text)
     text = _LINK.sub(r"\1", text)
     text = _LINE_MARKUP.sub("", text)

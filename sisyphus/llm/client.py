@@ -10,6 +10,11 @@ only failures before the first delta are retried (connection errors, 429, 5xx), 
 text already handed to TTS cannot be taken back. Stalls are detected per chunk with
 `llm.timeout_s`; cancellation (barge-in) closes the HTTP stream at once.
 
+What arrives is not trusted: chunks are read by `stream.py`, so data that is not JSON, a
+content that is not text, a 200 answer that is an HTML page or a reply without any text
+each end the turn with one LLMError that says what came, and a server that ignores
+`max_tokens` is cut off. The stream's `finish_reason` is kept for the caller.
+
 What this module does not do: it keeps no history (see `history.py`) and does not cut
 text into phrases (see `chunker.py`).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,6 +32,16 @@ import openai
 
 from sisyphus.config import LlmConfig
 from sisyphus.errors import LLMError
+from sisyphus.llm.stream import (
+    ReplyStream,
+    completion_text,
+    empty_reply_error,
+    malformed,
+    not_an_event_stream,
+    read_body_preview,
+    read_chunk,
+)
+from sisyphus.safetext import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +50,8 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER_API_KEY = "sk-no-key-required"
 # Longest wait between two attempts, whatever the backoff or Retry-After says.
 MAX_BACKOFF_S = 8.0
+# A server that ignores max_tokens must not stream forever: no token is longer than this.
+MAX_CHARS_PER_TOKEN = 32
 
 _UNREACHABLE_HINT = "start your LLM server or fix llm.base_url / OPENAI_BASE_URL"
 _KEY_HINT = "set OPENAI_API_KEY to a key this endpoint accepts"
@@ -47,6 +65,7 @@ class ChatClient:
         self.config = config
         # First retry waits backoff_s, then doubles (capped at MAX_BACKOFF_S).
         self.backoff_s = backoff_s
+        self.url = redact_url(config.base_url)  # for messages: never show credentials
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key or PLACEHOLDER_API_KEY,
@@ -63,17 +82,29 @@ class ChatClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
-        """Yield the reply's text deltas; raise LLMError on failure.
+    def stream(self, messages: list[dict[str, str]]) -> ReplyStream:
+        """The reply's text deltas as they arrive; raise LLMError on failure.
 
-        Deltas already yielded stay yielded when the stream breaks later. Consume it with
-        `contextlib.aclosing(...)` so an abandoned reply closes its HTTP stream at once.
+        Deltas already yielded stay yielded when the stream breaks later; a stream that
+        ends without any text is an error too. Its `finish_reason` is set at the end.
+        Consume it with `contextlib.aclosing(...)` so an abandoned reply closes its HTTP
+        stream at once.
         """
+        return ReplyStream(lambda reply: self._stream(messages, reply))
+
+    async def _stream(self, messages: list[dict[str, str]], reply: ReplyStream) -> AsyncIterator[str]:
         response = await self._open(messages)
         try:
-            async with contextlib.aclosing(self._deltas(response)) as deltas:
-                async for delta in deltas:
-                    yield delta
+            content_type = response.response.headers.get("content-type", "")
+            if "json" in content_type.split(";")[0]:
+                deltas = self._whole(response, reply)  # a server that ignores stream: true
+            elif content_type and "event-stream" not in content_type:
+                raise not_an_event_stream(content_type, await read_body_preview(response.response))
+            else:
+                deltas = self._deltas(response, reply)
+            async with contextlib.aclosing(deltas) as texts:
+                async for text in texts:
+                    yield text
         finally:
             await response.close()
 
@@ -132,9 +163,9 @@ class ChatClient:
         return min(delay, MAX_BACKOFF_S)
 
     # -- reading the stream --------------------------------------------------------------
-    async def _deltas(self, response: Any) -> AsyncIterator[str]:
+    async def _deltas(self, response: Any, reply: ReplyStream) -> AsyncIterator[str]:
         chunks = response.__aiter__()
-        finished = False
+        said, chars, limit = False, 0, self.config.max_tokens * MAX_CHARS_PER_TOKEN
         while True:
             try:
                 chunk = await asyncio.wait_for(chunks.__anext__(), timeout=self.config.timeout_s)
@@ -147,7 +178,7 @@ class ChatClient:
                 ) from exc
             except openai.APIConnectionError as exc:
                 raise LLMError(
-                    f"the LLM stream from {self.config.base_url} broke off mid-reply",
+                    f"the LLM stream from {self.url} broke off mid-reply",
                     "check the LLM server's log; speak again to retry",
                 ) from exc
             except openai.APIError as exc:
@@ -155,29 +186,64 @@ class ChatClient:
                     f"the LLM endpoint reported an error mid-reply: {_short(exc.message)}",
                     "check the LLM server's log; speak again to retry",
                 ) from exc
-            for choice in chunk.choices or ():
-                if choice.finish_reason:
-                    finished = True
-                    if choice.finish_reason == "length":
-                        logger.info("LLM reply cut at llm.max_tokens=%d", self.config.max_tokens)
-                content = choice.delta.content if choice.delta is not None else None
-                if content:
-                    yield content
-        if not finished:
+            except UnicodeDecodeError as exc:
+                around = exc.object[max(0, exc.start - 40) : exc.end + 40]
+                raise malformed("bytes that are not UTF-8", around, raw=True) from exc
+            except json.JSONDecodeError as exc:
+                raise malformed("data that is not JSON", exc.doc, raw=True) from exc
+            text, finish = read_chunk(chunk)
+            if finish:
+                reply.finish_reason = finish
+            if text:
+                said, chars = True, chars + len(text)
+                yield text
+            if chars > limit:
+                logger.warning("the LLM stream went past %d characters with llm.max_tokens=%d; cut there",
+                               limit, self.config.max_tokens)  # fmt: skip
+                reply.finish_reason = "length"
+                break
+        self._ended(reply, said)
+
+    async def _whole(self, response: Any, reply: ReplyStream) -> AsyncIterator[str]:
+        """The text of a non-streamed completion, read within llm.timeout_s."""
+        try:
+            body = await asyncio.wait_for(response.response.aread(), timeout=self.config.timeout_s)
+        except (asyncio.TimeoutError, openai.APITimeoutError) as exc:
+            raise LLMError(f"the LLM endpoint's answer stalled: no data for {self.config.timeout_s:g} s",
+                           "check the LLM server, or raise llm.timeout_s") from exc  # fmt: skip
+        except Exception as exc:  # the transport's own errors: httpx is not ours to name
+            raise LLMError(
+                f"the answer from {self.url} broke off", "check the LLM server's log; speak again to retry"
+            ) from exc
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise malformed("a body that is not JSON", body, raw=True) from exc
+        text, reply.finish_reason = completion_text(data)
+        if text:
+            yield text
+        self._ended(reply, bool(text))
+
+    def _ended(self, reply: ReplyStream, said: bool) -> None:
+        if not said:
+            raise empty_reply_error(reply.finish_reason, self.config.max_tokens)
+        if reply.finish_reason == "length":
+            logger.info("LLM reply cut at llm.max_tokens=%d", self.config.max_tokens)
+        elif reply.finish_reason is None:
             # A body cut short raises above (incomplete chunked read); a cleanly ended body
             # without finish_reason is the server's own choice, so the reply stands.
-            logger.warning("LLM stream from %s ended without a finish_reason", self.config.base_url)
+            logger.warning("LLM stream from %s ended without a finish_reason", self.url)
 
     # -- errors ---------------------------------------------------------------------------
     def _request_error(self, exc: Exception, *, attempts: int) -> LLMError:
         tries = f" ({attempts} attempts)" if attempts > 1 else ""
         if isinstance(exc, openai.APITimeoutError):
             return LLMError(
-                f"LLM endpoint {self.config.base_url} did not answer within {self.config.timeout_s:g} s{tries}",
+                f"LLM endpoint {self.url} did not answer within {self.config.timeout_s:g} s{tries}",
                 "check the LLM server, or raise llm.timeout_s",
             )
         if isinstance(exc, openai.APIConnectionError):
-            return LLMError(f"LLM endpoint {self.config.base_url} is unreachable{tries}", _UNREACHABLE_HINT)
+            return LLMError(f"LLM endpoint {self.url} is unreachable{tries}", _UNREACHABLE_HINT)
         assert isinstance(exc, openai.APIStatusError)
         status = exc.status_code
         if status in (401, 403):
@@ -187,11 +253,11 @@ class ChatClient:
         detail = _short(_status_message(exc))
         if status == 404 and (exc.code == "model_not_found" or self.config.model in detail):
             return LLMError(
-                f"the LLM endpoint {self.config.base_url} has no model '{self.config.model}' (HTTP 404)", _MODEL_HINT
+                f"the LLM endpoint {self.url} has no model '{self.config.model}' (HTTP 404)", _MODEL_HINT
             )
         if status == 404:
             return LLMError(
-                f"the LLM endpoint {self.config.base_url} has no chat API (HTTP 404 for {exc.request.url.path})",
+                f"the LLM endpoint {self.url} has no chat API (HTTP 404 for {exc.request.url.path})",
                 "fix llm.base_url / OPENAI_BASE_URL (most servers want it to end in /v1)",
             )
         if status == 429 or status >= 500:

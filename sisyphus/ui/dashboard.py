@@ -32,6 +32,7 @@ from sisyphus.frames import (
     TurnLatency,
     UserSaid,
 )
+from sisyphus.safetext import display_safe
 from sisyphus.ui.events import (
     ConfigSummary,
     CudaUpdate,
@@ -151,6 +152,7 @@ class Dashboard:
                 self._rerouted.append((handler, handler.setStream(proxy)))
 
     def handle(self, event: object) -> None:
+        event = display_safe(event)  # model and server text never drives the terminal
         with self._lock:
             self._update(event)
 

@@ -7,12 +7,16 @@ per `memory_period_s`), so a long session gives a readable log.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
 from sisyphus.frames import AssistantSaid, Notice, PreemptiveReply, StateChanged, TurnEnded, TurnLatency, UserSaid
+from sisyphus.safetext import display_safe, safe_line
 from sisyphus.ui.events import (
     ConfigSummary,
     CudaUpdate,
@@ -21,6 +25,8 @@ from sisyphus.ui.events import (
     VoiceChanged,
 )
 from sisyphus.ui.format import cuda_lines, latency_line, memory_line, models_line, preempt_line, turn_end_line
+
+logger = logging.getLogger(__name__)
 
 
 class PlainView:
@@ -40,15 +46,18 @@ class PlainView:
         self._last_models = ""
         self._last_memory = ""
         self._last_memory_at: datetime | None = None
+        self._closed = False  # set when the stream can no longer be written
 
     def start(self) -> None:
         pass
 
     def stop(self) -> None:
-        self._out().flush()
+        if not self._closed:
+            with contextlib.suppress(OSError):
+                self._out().flush()
 
     def handle(self, event: object) -> None:
-        text = self.describe(event)
+        text = self.describe(display_safe(event))
         if text is not None:
             self._write(text)
 
@@ -100,10 +109,26 @@ class PlainView:
         return f"memory: {memory}"
 
     def _write(self, text: str) -> None:
+        if self._closed:
+            return
         stamp = self._clock().strftime("%H:%M:%S.%f")[:-3]
         out = self._out()
-        out.write(f"{stamp} {text}\n")
-        out.flush()
+        try:
+            out.write(f"{stamp} {safe_line(text)}\n")  # one line, whatever the text held
+            out.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self._reader_gone(out, exc)
+
+    def _reader_gone(self, out: TextIO, exc: OSError) -> None:
+        """The pipe's reader quit (`| head`) or the terminal closed: the conversation and its
+        transcript go on without the log, and the exit does not fail flushing it again."""
+        self._closed = True
+        logger.debug("plain view stopped writing: %s", exc)
+        if out is sys.stdout:
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, out.fileno())
+                os.close(devnull)
 
     def _out(self) -> TextIO:
         # Resolved per write so pytest's capture and redirected stdout are honoured.

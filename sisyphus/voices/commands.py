@@ -46,6 +46,14 @@ def _say(text: str) -> None:
     typer.echo(text, err=True)
 
 
+def _refuse_overwriting(output: Path | None, config_file: Path | None, cfg: Config) -> None:
+    from sisyphus.audio.paths import refuse_overwriting
+    from sisyphus.config import default_config_path, resolve_path
+
+    library = resolve_path(cfg, cfg.voice.library)
+    refuse_overwriting(output, {"the config file": config_file or default_config_path(), "the voice library": library})
+
+
 def _models(cfg: Config, *, with_asr: bool = False) -> Any:
     from sisyphus.agent.models import ModelSet
     from sisyphus.runtime.device import pick_device, pick_dtype
@@ -268,6 +276,7 @@ def say(
     if output is not None and not output.parent.is_dir():
         raise ConfigError(f"folder {output.parent} does not exist", "create it or pick another --output")
     cfg = read_config(config, {"device": device, "dtype": dtype, "voice.language": language})
+    _refuse_overwriting(output, config, cfg)
     router = VoiceRouter.from_config(cfg, notify=_say)
     key, _ = router.resolve(name)  # unknown names fail before any load
     lang = _check_model(cfg, key)

@@ -212,3 +212,72 @@ def test_pieces_of_long_speech_make_one_turn_and_voice_switch_applies():
     latency = next(e for e in seen if isinstance(e, TurnLatency))
     assert latency.asr_ms is not None
     assert latency.extra["endpoint_ms"] == pytest.approx(400.0)
+
+
+class BrokenASR:
+    """Raises what a model may raise (out of memory, a shape error) once, then hears text."""
+
+    def __init__(self, texts: list[str | Exception]) -> None:
+        self.texts = list(texts)
+
+    def transcribe(self, samples_16k: np.ndarray) -> str:
+        item = self.texts.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class FailingMidStreamLLM:
+    """Streams some text, then fails with an exception that is not a SisyphusError."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def stream(self, messages):
+        self.calls += 1
+        if self.calls == 1:
+            yield "Heard this. "
+            raise TypeError("can only concatenate str (not 'int') to str")
+        yield "Second reply."
+
+
+def test_an_unexpected_exception_in_a_reply_costs_that_turn_only():
+    async def scenario():
+        controller, events, history, tts, sink = make(FailingMidStreamLLM())
+        inputs: asyncio.Queue = asyncio.Queue()
+        for text in ("first", "second"):
+            inputs.put_nowait(TypedText(text, 0.0))
+        inputs.put_nowait(None)
+        await asyncio.wait_for(controller.run(inputs), TIMEOUT_S)  # returns: nothing re-raised
+        return drain(events), history
+
+    seen, history = asyncio.run(scenario())
+    errors = [e.text for e in seen if isinstance(e, Notice) and e.level == "error"]
+    assert len(errors) == 1 and errors[0].startswith("the reply failed: TypeError: can only concatenate")
+    said = [e for e in seen if isinstance(e, AssistantSaid)]
+    assert [(e.turn_id, e.text, e.interrupted) for e in said] == [
+        (1, "Heard this.", False), (2, "Second reply.", False)
+    ]
+    assert history.pairs == [("first", "Heard this."), ("second", "Second reply.")]
+    assert controller_states_end_idle(seen)
+
+
+def test_an_asr_failure_costs_that_utterance_only_and_chinese_pieces_join_without_spaces():
+    async def scenario():
+        asr = BrokenASR([RuntimeError("CUDA out of memory"), "今天天气", "怎么样"])
+        controller, events, history, tts, sink = make(ScriptedLLM(["很好。"]), asr=asr)
+        inputs: asyncio.Queue = asyncio.Queue()
+        inputs.put_nowait(utterance(5.0))
+        inputs.put_nowait(utterance(25.0, final=False))
+        inputs.put_nowait(utterance(30.0))
+        inputs.put_nowait(None)
+        await asyncio.wait_for(controller.run(inputs), TIMEOUT_S)
+        return drain(events)
+
+    seen = asyncio.run(scenario())
+    errors = [e.text for e in seen if isinstance(e, Notice) and e.level == "error"]
+    assert errors == [
+        "the transcription failed: RuntimeError: CUDA out of memory (sisyphus --debug talk shows the traceback)"
+    ]
+    assert [e for e in seen if isinstance(e, UserSaid)] == [UserSaid(1, "今天天气怎么样")]
+    assert [e.text for e in seen if isinstance(e, AssistantSaid)] == ["很好。"]

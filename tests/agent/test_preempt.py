@@ -177,3 +177,25 @@ def test_a_session_that_ends_mid_pause_leaves_the_prepared_reply_unheard():
     assert sink.log == [] and history.pairs == [] and controller.turns_done == 0
     assert [e for e in seen if isinstance(e, PreemptiveReply)] == [PreemptiveReply(hit=False, text="so the thing is")]
     assert not [e for e in seen if isinstance(e, (AssistantSaid, UserSaid))]
+
+
+def test_a_reply_prepared_after_chinese_pieces_joins_them_without_spaces():
+    async def scenario():
+        llm, asr = ScriptedLLM(["好的。"]), ScriptedASR(["我想订", "两个人的桌子"])
+        controller, events, history, tts, sink = controller_for(llm, asr)
+        inputs: asyncio.Queue = asyncio.Queue()
+        runner = asyncio.create_task(controller.run(inputs))
+        inputs.put_nowait(SpeechStarted(1.0))
+        inputs.put_nowait(Utterance(SPEECH, start_s=1.0, end_s=26.0, detected_s=26.1, final=False))
+        inputs.put_nowait(paused(28.0))
+        await held_reply_ready(tts, sink)
+        inputs.put_nowait(ended(28.0))
+        seen: list = []
+        await wait_for_event(seen, events, lambda e: isinstance(e, AssistantSaid))
+        inputs.put_nowait(None)
+        await asyncio.wait_for(runner, TIMEOUT_S)
+        return seen + drain(events), llm
+
+    seen, llm = asyncio.run(scenario())
+    assert llm.requests[0][-1] == {"role": "user", "content": "我想订两个人的桌子"}
+    assert [e for e in seen if isinstance(e, UserSaid)] == [UserSaid(1, "我想订两个人的桌子")]

@@ -106,3 +106,24 @@ def sound_spans(samples: np.ndarray, rate_hz: int, *, gap_s: float = 0.3, floor:
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     data, rate = sf.read(path, dtype="float32", always_2d=True)
     return data[:, 0], rate
+
+
+def run_typed(
+    config: Path, env: dict[str, str], lines: list[str], *args: str, timeout_s: float = 240
+) -> subprocess.CompletedProcess:
+    """`talk --text --plain` with `lines` piped in, replies into tmp output: a whole session
+    without ASR, so a test of the LLM or transcript path costs no speech."""
+    return subprocess.run(
+        [*talk_command(config, "--text", *args)], env=env, cwd=REPO, capture_output=True, text=True,
+        timeout=timeout_s, input="".join(f"{line}\n" for line in lines),
+    )
+
+
+def plain_lines(stdout: str, kind: str) -> list[str]:
+    """The `--plain` lines of one kind ("error", "warning", "assistant", ...), without timestamps."""
+    found = []
+    for line in stdout.splitlines():
+        _, _, rest = line.partition(" ")
+        if rest.startswith(f"{kind}:") or rest.startswith(f"{kind} ("):
+            found.append(rest)
+    return found

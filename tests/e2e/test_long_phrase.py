@@ -73,8 +73,8 @@ def test_talk_speaks_a_long_reply_in_a_cloned_voice(tmp_path, cloned):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     records = transcript(tmp_path)
-    replies = of_type(records, "assistant")
-    assert [(r["text"], r["interrupted"]) for r in replies] == [(LONG, False)]
+    (reply,) = of_type(records, "assistant")
+    assert (reply["full_text"], reply["interrupted"]) == (LONG, False)
     # The transcript's latency line holds audible first audio beside first audio; tiny random
     # models are loud from their first sample, so the two agree.
     (latency,) = of_type(records, "latency")
@@ -84,6 +84,12 @@ def test_talk_speaks_a_long_reply_in_a_cloned_voice(tmp_path, cloned):
     chunker = PhraseChunker()
     phrases = chunker.push(LONG) + chunker.flush()
     assert len(phrases) == 2
+    # The transcript keeps what the guard let through of each phrase, marked as cut
+    # (issue 10, item 14): a word-prefix of each, about 15 characters a second.
+    said = reply["text"].split("… ")
+    assert len(said) == 2 and said[1].endswith("…"), reply["text"]
+    for part, phrase in zip([said[0], said[1].removesuffix("…")], phrases):
+        assert part and phrase.startswith(part + " ") and len(part) <= 20, (part, phrase)
     played, rate = read_wav(tmp_path / "out.wav")
     spans = sound_spans(played, rate, gap_s=1.0)
     assert len(spans) == 1 and question.voiced_end_s < spans[0][0]

@@ -33,7 +33,7 @@ def test_a_continuation_after_the_pause_never_plays_the_early_reply_and_the_last
     )
     sf.write(tmp_path / "in.wav", audio, 16000)
 
-    with OpenAITestServer(models=("test-model",), default=Behavior(reply=lambda _: f"Reply number {next(numbers)}."))\
+    with OpenAITestServer(models=("test-model",), default=Behavior(reply=lambda _: f"Reply {next(numbers)}."))\
             as server:
         config = write_config(tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder,
                               tts_base=tiny_tts_base_folder, llm_url=server.base_url)
@@ -58,11 +58,11 @@ def test_a_continuation_after_the_pause_never_plays_the_early_reply_and_the_last
     # The LLM was asked at the pause (a reply prepared there) and never after the end of turn:
     # the reply played is the last one asked for, prepared at the last pause.
     assert 2 <= len(requests) <= len(prepared)
-    assert reply["full_text"] == reply["text"] == f"Reply number {len(requests)}."
+    assert reply["full_text"] == reply["text"] == f"Reply {len(requests)}."
     assert reply["interrupted"] is False
     assert requests[-1].messages[-1] == {"role": "user", "content": user["text"]}
     assert [m["role"] for m in requests[-1].messages] == ["system", "user"]  # no dropped reply in the history
-    early = {f"Reply number {n}." for n in range(1, len(requests))}
+    early = {f"Reply {n}." for n in range(1, len(requests))}
     assert not early & {r.get("full_text") for r in of_type(records, "assistant")}
 
     # Nothing was heard before the user finished: the first sound comes after the continuation.

@@ -352,3 +352,17 @@ def test_session_goes_on_after_an_error(server: OpenAITestServer) -> None:
     error, text = run(two_turns())
     assert isinstance(error, LLMError) and "broke off" in error.message
     assert text == REPLY
+
+
+def test_a_server_that_ignores_max_tokens_is_cut_off(server: OpenAITestServer) -> None:
+    server.script(Behavior(reply="word " * 400, chunk_chars=5, inter_token_delay_s=0.001))
+    config = llm_config(server.base_url, max_tokens=8)  # at most 8 * 32 = 256 characters
+
+    async def read() -> tuple[str, str | None]:
+        async with ChatClient(config) as client:
+            stream = client.stream(USER)
+            text = "".join([delta async for delta in stream])
+            return text, stream.finish_reason
+
+    text, finish_reason = run(read())
+    assert 256 < len(text) <= 256 + 5 and finish_reason == "length"

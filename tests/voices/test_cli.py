@@ -197,3 +197,20 @@ def test_list_without_the_custom_voice_model(config_file: Path, tmp_path: Path) 
         f"warning: preset speakers unknown: the CustomVoice model {tmp_path / 'absent'} is not on disk "
         "(sisyphus models pull tts-custom)"
     )
+
+
+def test_say_refuses_to_write_over_a_reference_or_the_config(config_file: Path) -> None:
+    stored(config_file, "alice")
+    library = config_file.parent / "my-voices"
+    before = snapshot(library), config_file.read_bytes()
+    config_link = config_file.parent / "config.wav"
+    config_link.symlink_to(config_file)
+    for output, message in [
+        (library / "alice" / "reference.wav", f"is inside the voice library ({library})"),
+        (config_link, "is the same file as the config file"),
+    ]:
+        result = run(config_file, "say", "ryan", "Hello there.", "--output", str(output))
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.stderr
+        assert (snapshot(library), config_file.read_bytes()) == before

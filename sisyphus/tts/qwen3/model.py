@@ -57,6 +57,7 @@ class StreamStats:
     prefill_s: float = 0.0
     steps_s: float = 0.0
     decode_s: float = 0.0
+    hit_limit: bool = False  # the length guard ended it (no end-of-speech): the text may be cut
 
     @property
     def real_time_factor(self) -> float:
@@ -314,7 +315,7 @@ class Qwen3TTS:
         eos = self.cfg.talker.codec_eos_id
         pending: list[torch.Tensor] = []
         frames: list[torch.Tensor] = []
-        first_at, samples, cancelled = None, 0, False
+        first_at, samples, cancelled, ended = None, 0, False, False
         steps_s = decode_s = 0.0
         while not gen.exhausted:
             if cancel is not None and cancel.is_set():
@@ -324,6 +325,7 @@ class Qwen3TTS:
             codes = gen.step().cpu()
             steps_s += time.perf_counter() - began
             if int(codes[0]) == eos:
+                ended = True
                 break
             pending.append(codes)
             frames.append(codes)
@@ -347,7 +349,7 @@ class Qwen3TTS:
         wall = time.perf_counter() - start
         self.last_stats = StreamStats((first_at or time.perf_counter()) - start, len(frames),
                                       samples / SAMPLE_RATE_HZ, wall, cancelled, gen.replaying,
-                                      prefill_s, steps_s, decode_s)
+                                      prefill_s, steps_s, decode_s, hit_limit=not (ended or cancelled))
 
     def _check_finite(self, gen: FrameGenerator) -> None:
         """Say once that logits were NaN/inf (the step ended the phrase instead of crashing
