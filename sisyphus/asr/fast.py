@@ -31,7 +31,12 @@ from typing import Any
 
 import torch
 
+from sisyphus.asr.encoder import EncoderGraph, prompt_embeddings
+from sisyphus.runtime import fastpath
+
 log = logging.getLogger(__name__)
+
+ENCODER_NAME = "asr encoder cuda graph"
 
 # Generation settings that change greedy decoding; a checkpoint that sets any of them is
 # decoded by `generate`, whose logits processors implement them.
@@ -99,7 +104,16 @@ class StaticDecoder:
     engine's warm-up is for.
     """
 
-    def __init__(self, model: torch.nn.Module, *, max_cache_len: int, compiled: bool = False) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        max_cache_len: int,
+        compiled: bool = False,
+        features_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        """`features_shape` (the processor's padded window) with `compiled` on CUDA also runs
+        the audio encoder as a CUDA graph (sisyphus/asr/encoder.py)."""
         from transformers import StaticCache
 
         self.model = model
@@ -122,6 +136,9 @@ class StaticDecoder:
         self._position = torch.zeros((1, 1), dtype=torch.long, device=self.device)
         self._step: Callable[..., tuple[torch.Tensor, torch.Tensor]] = self._decode_step
         self._thread: ThreadPoolExecutor | None = None
+        self.encoder: EncoderGraph | None = None
+        if compiled and features_shape is not None and self.device.type == "cuda":
+            self.encoder = EncoderGraph(model, features_shape, next(model.parameters()).dtype, self.device)
         if compiled:
             self._step = torch.compile(self._decode_step, mode="reduce-overhead", fullgraph=True)
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-asr-decode")
@@ -207,7 +224,13 @@ class StaticDecoder:
         from transformers import DynamicCache
 
         prompt_cache = DynamicCache(config=self.model.config)
-        out = self.model(**inputs, **{self.api.keyword: prompt_cache}, use_cache=True, logits_to_keep=1)
+        options = {self.api.keyword: prompt_cache, "use_cache": True, "logits_to_keep": 1}
+        audio = self._encode(inputs["input_features"])
+        if audio is None:
+            out = self.model(**inputs, **options)
+        else:  # the forward's own steps, with the encoder's output from the graph
+            embeds = prompt_embeddings(self.model, inputs["input_ids"], audio)
+            out = self.model(inputs_embeds=embeds, attention_mask=inputs.get("attention_mask"), **options)
         self.cache.reset()
         for layer, prompt in zip(self.cache.layers, prompt_cache.layers, strict=True):
             if not layer.is_initialized:
@@ -217,6 +240,22 @@ class StaticDecoder:
             if hasattr(layer, "cumulative_length"):  # where the next token is written (newer 5.x)
                 layer.cumulative_length.fill_(prompt_len)
         return out
+
+    def _encode(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The encoder's output from its CUDA graph, or None where the model's forward should encode."""
+        if self.encoder is None or not self.encoder.fits(features):
+            return None
+        first = self.encoder.graph is None
+        try:
+            audio = self.encoder(features)
+        except Exception as exc:  # a capture failure costs the graph, not the fast path
+            log.debug("ASR encoder capture failed", exc_info=True)
+            fastpath.report(ENCODER_NAME, False, f"capture failed: {str(exc).strip().splitlines()[0][:160]}")
+            self.encoder = None
+            return None
+        if first:
+            fastpath.report(ENCODER_NAME, True, f"features {tuple(features.shape)} as one CUDA graph")
+        return audio
 
     def _decode_step(
         self, token: torch.Tensor, position: torch.Tensor, end_bias: torch.Tensor

@@ -245,8 +245,14 @@ class GlmAsrEngine:
             )
         with torch.inference_mode():
             longest = np.zeros(int(FAST_MAX_AUDIO_S * MIC_RATE_HZ), dtype=np.float32)
-            prompt_len = self.processor.apply_transcription_request(longest)["input_ids"].shape[1]
-        return StaticDecoder(self.model, max_cache_len=prompt_len + MAX_NEW_TOKENS, compiled=compiled)
+            request = self.processor.apply_transcription_request(longest)
+        prompt_len = request["input_ids"].shape[1]
+        return StaticDecoder(
+            self.model,
+            max_cache_len=prompt_len + MAX_NEW_TOKENS,
+            compiled=compiled,
+            features_shape=tuple(request["input_features"].shape),
+        )
 
     def _self_check(self, fast: StaticDecoder, audio: np.ndarray) -> str:
         """Compile/capture by running the fast path, then compare it with `generate`: "" when it may be used.
