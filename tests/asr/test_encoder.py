@@ -77,6 +77,7 @@ def test_static_decoder_with_the_split_prefill_equals_generate(tiny_glmasr_folde
     assert window.calls == len(audios)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_encoder_graph_replays_eager_bitwise_on_cuda(tiny_glmasr_folder, audios, dtype):
@@ -92,6 +93,7 @@ def test_encoder_graph_replays_eager_bitwise_on_cuda(tiny_glmasr_folder, audios,
     fast.close()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fast_path_on_cuda_runs_the_encoder_graph(tiny_glmasr_folder, audios):
     fast = GlmAsrEngine.load(str(tiny_glmasr_folder), device="cuda", dtype=torch.float32)

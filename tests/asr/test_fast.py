@@ -162,6 +162,7 @@ def test_cpu_fallback_is_reported_once_with_its_reason(tiny_glmasr_folder):
     assert "STATE False device is cpu; CUDA graphs need a CUDA GPU True" in lines
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_compiled_cuda_path_equals_generate_and_does_not_recompile(tiny_glmasr_folder, audios):
     from torch._dynamo.utils import counters

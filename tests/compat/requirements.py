@@ -19,7 +19,7 @@ PINNED = ("torch", "transformers")
 
 def declared() -> list[str]:
     """The `dependencies` and `test` extra entries of pyproject.toml (a small, fixed layout)."""
-    text = PYPROJECT.read_text(encoding="utf-8")
+    text = re.sub(r"#[^\n]*", "", PYPROJECT.read_text(encoding="utf-8"))  # no quotes in comments
     found = []
     for block in re.findall(r"^(?:dependencies|test)\s*=\s*\[(.*?)\]", text, flags=re.S | re.M):
         found += re.findall(r'"([^"]+)"', block)
