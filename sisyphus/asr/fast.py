@@ -144,9 +144,12 @@ class StaticDecoder:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-asr-decode")
 
     def close(self) -> None:
-        """Stop the decoder's thread (the engine drops a decoder when its weights move)."""
+        """Stop the decoder's thread (the engine drops a decoder when its weights move or its self-check fails)."""
         if self._thread is not None:
             self._thread.shutdown(wait=False)
+        if self.encoder is not None and self.encoder.graph is not None:
+            fastpath.report(ENCODER_NAME, False, "its decoder was dropped", warn=False)
+        self.encoder = None
 
     @property
     def end_ids(self) -> list[int]:
