@@ -12,7 +12,7 @@ stale prompt, a position off by one) moves logits by a large fraction of their r
 fails it.
 
 Checked on the CPU (tests/asr/test_selfcheck.py): in bf16 the inductor-compiled step stays
-well inside the tolerance while a corrupted cache or position falls far outside it.
+inside the tolerance while a corrupted cache or position falls outside it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ import torch
 # Largest allowed |fast - generate| of a step's fp32 logits, as a fraction of that step's
 # largest |logit|. bf16 keeps 8 significant bits (one rounding step is 0.4-0.8 % of a value)
 # and rounding differences compound over the layers; fp16 keeps 11; fp32 differs only in
-# summation order. A fault moves logits by tens of percent (see the tests).
-LOGIT_RTOL = {torch.float32: 1e-3, torch.float16: 0.03, torch.bfloat16: 0.1}
+# summation order. Measured in bf16 on the CPU over 16 teacher-forced steps: correct paths
+# differ by up to 1.1 % (the static cache, eager, official widths with 4 + 4 layers) and
+# 3.8 % (the inductor-compiled step, tiny model); broken ones by 10 % (the prompt's last
+# key lost, official widths) to 180 % (positions off by one, tiny model).
+LOGIT_RTOL = {torch.float32: 1e-3, torch.float16: 0.02, torch.bfloat16: 0.08}
 
 
 def logit_tolerance(dtype: torch.dtype) -> float:
