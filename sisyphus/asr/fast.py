@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,6 +53,21 @@ UNSUPPORTED_SETTINGS = {
     "sequence_bias": None,
     "exponential_decay_length_penalty": None,
 }
+
+
+# The oldest torch whose torch.compile traced the decode step as one graph here: 2.11 (the GPU
+# machine's) and 2.13 did; 2.5.1 cannot trace transformers' model-input wrapper (its use of
+# `func.__code__.co_varnames`); versions between were not tried, so they decode with `generate`.
+COMPILE_MIN_TORCH = (2, 11)
+
+
+def compile_blocker(torch_version: str) -> str | None:
+    """Why the compiled decode step is not offered with this torch version, or None."""
+    found = tuple(int(part) for part in re.findall(r"\d+", torch_version)[:2])
+    if found < COMPILE_MIN_TORCH:
+        oldest = ".".join(map(str, COMPILE_MIN_TORCH))
+        return f"torch {torch_version} is older than {oldest}, the oldest whose torch.compile traces the decode step"
+    return None
 
 
 def unsupported_settings(generation_config: Any) -> list[str]:

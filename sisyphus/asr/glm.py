@@ -31,7 +31,7 @@ from sisyphus.asr.checkpoint import (
     resolve_model_folder,
     weight_files,
 )
-from sisyphus.asr.fast import StaticDecoder, unsupported_settings
+from sisyphus.asr.fast import StaticDecoder, compile_blocker, unsupported_settings
 from sisyphus.asr.selfcheck import self_check
 from sisyphus.errors import ConfigError, ModelError
 from sisyphus.frames import MIC_RATE_HZ, mono_samples
@@ -236,6 +236,9 @@ class GlmAsrEngine:
         fastpath.report(FAST_NAME, True, f"{fast.max_cache_len} cache slots, decode step as CUDA graphs")
 
     def _build_fast(self, *, compiled: bool) -> StaticDecoder:
+        too_old = compile_blocker(torch.__version__) if compiled else None
+        if too_old:
+            raise ConfigError(f"decode={self.decode_mode}: {too_old}", 'use decode="auto", "static" or "plain"')
         settings = unsupported_settings(self.model.generation_config)
         if settings:
             raise ConfigError(
@@ -274,6 +277,9 @@ def _fast_path_blocker(model: torch.nn.Module, device: str) -> str | None:
         return f"device is {device}; CUDA graphs need a CUDA GPU"
     if not hasattr(torch, "compile") or not hasattr(torch.compiler, "cudagraph_mark_step_begin"):
         return f"torch {torch.__version__} lacks torch.compile CUDA graph support"
+    too_old = compile_blocker(torch.__version__)
+    if too_old:
+        return too_old
     settings = unsupported_settings(model.generation_config)
     if settings:
         return f"generation config sets {', '.join(settings)}"
