@@ -2,7 +2,8 @@
 # The engine tests again under other versions than the project venv's newest ones:
 #   oldest:     torch and transformers at the lower bounds pyproject.toml admits;
 #               tests/asr and tests/tts (less the parity tests, which need the reference env);
-#   transformers-5.17: the GPU machine's transformers 5.17 (the last API before `cache=`); tests/asr.
+#   transformers-5.17: the GPU machine's transformers 5.17 (the last API before `cache=`): the ASR
+#               fast-path tests (the ones that depend on the cache API).
 # tests/run.sh calls it after the main suite; PYTEST_ARGS adds pytest arguments to both runs.
 # torch has no CPU-only build on PyPI for Linux x86-64: the oldest torch comes as the CUDA
 # build with its nvidia-* libraries (about 3 GB, once; it runs on the CPU).
@@ -19,5 +20,5 @@ run() {  # run NAME "TEST PATHS" [name==version ...]
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not parity" $paths ${PYTEST_ARGS:-} || status=1
 }
 run oldest "tests/asr tests/tts"
-run transformers-5.17 "tests/asr" transformers==5.17.0 torch==2.13.0
+run transformers-5.17 "tests/asr/test_fast.py tests/asr/test_selfcheck.py tests/asr/test_encoder.py" transformers==5.17.0 torch==2.13.0
 exit $status
