@@ -149,6 +149,25 @@ def measure(args: argparse.Namespace, ours: Any, plain: tuple[Any, Any], random:
     return rows
 
 
+def run_breakdown(args: argparse.Namespace, engine: Any, random: bool) -> None:
+    """`--breakdown`: where the time of one call goes, per stage, for each duration (asr_breakdown.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from asr_breakdown import breakdown, table as breakdown_table
+
+    rows = []
+    for seconds in args.durations:
+        audio = speech_audio(seconds)
+        tokens = forced_tokens(seconds) if random else 32
+        rows.append(breakdown(engine, audio, tokens, args.repeats))
+        say(f"  {seconds:>2} s: " + ", ".join(f"{k} {v:.1f}" for k, v in rows[-1].items() if isinstance(v, float)))
+    say()
+    say(breakdown_table(rows))
+    if args.json:
+        env = environment(args, engine.folder, random, engine.dtype)
+        Path(args.json).write_text(json.dumps({"environment": env, "breakdown": rows}, indent=2))
+        say(f"wrote {args.json}")
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| audio | tokens | Sisyphus ms | transformers generate ms | plain / ours | ids identical |",
@@ -213,6 +232,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--durations", type=lambda s: [int(x) for x in s.split(",")], default=list(DURATIONS_S))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="time Sisyphus's stages (features, host to device, encoder, prefill, per-token decode) "
+                             "and the alternatives (features on the device, encoder as a CUDA graph) instead")
     return parser.parse_args(argv)
 
 
@@ -234,6 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     folder, random = checkpoint(args)
     say(f"loading {folder} on {args.device} in {dtype} (load average {load_average():.1f})")
     ours = load_ours(folder, args.device, dtype, args.decode)
+    if args.breakdown:
+        run_breakdown(args, ours, random)
+        return
     plain = load_plain(folder, args.device, dtype)
     started = time.perf_counter()
     rows = measure(args, ours, plain, random)

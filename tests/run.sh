@@ -3,6 +3,8 @@
 #   system audio/speech packages (PortAudio, PulseAudio, espeak-ng, sox, libsndfile),
 #   a virtual environment .venv with the CPU build of torch and Sisyphus (editable),
 #   then pytest. Extra arguments go to pytest (e.g. `-m parity`, `-k talk`).
+#   A full run (no arguments) then runs the ASR and TTS engine tests again under the oldest
+#   torch and transformers pyproject.toml admits (tests/compat/run.sh; SISYPHUS_COMPAT=0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,4 +30,9 @@ python -c 'import torch' 2>/dev/null || python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e '.[test]'
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-python -m pytest -q -p no:cacheprovider "$@"
+status=0
+python -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [ $# -eq 0 ] && [ "${SISYPHUS_COMPAT:-1}" != 0 ]; then
+  PYTHON="$python" bash tests/compat/run.sh || status=1
+fi
+exit $status

@@ -31,7 +31,8 @@ from sisyphus.asr.checkpoint import (
     resolve_model_folder,
     weight_files,
 )
-from sisyphus.asr.fast import StaticDecoder, unsupported_settings
+from sisyphus.asr.fast import StaticDecoder, compile_blocker, unsupported_settings
+from sisyphus.asr.selfcheck import self_check
 from sisyphus.errors import ConfigError, ModelError
 from sisyphus.frames import MIC_RATE_HZ, mono_samples
 from sisyphus.runtime.device import pick_device, pick_dtype
@@ -235,6 +236,9 @@ class GlmAsrEngine:
         fastpath.report(FAST_NAME, True, f"{fast.max_cache_len} cache slots, decode step as CUDA graphs")
 
     def _build_fast(self, *, compiled: bool) -> StaticDecoder:
+        too_old = compile_blocker(torch.__version__) if compiled else None
+        if too_old:
+            raise ConfigError(f"decode={self.decode_mode}: {too_old}", 'use decode="auto", "static" or "plain"')
         settings = unsupported_settings(self.model.generation_config)
         if settings:
             raise ConfigError(
@@ -244,19 +248,23 @@ class GlmAsrEngine:
             )
         with torch.inference_mode():
             longest = np.zeros(int(FAST_MAX_AUDIO_S * MIC_RATE_HZ), dtype=np.float32)
-            prompt_len = self.processor.apply_transcription_request(longest)["input_ids"].shape[1]
-        return StaticDecoder(self.model, max_cache_len=prompt_len + MAX_NEW_TOKENS, compiled=compiled)
+            request = self.processor.apply_transcription_request(longest)
+        prompt_len = request["input_ids"].shape[1]
+        return StaticDecoder(
+            self.model,
+            max_cache_len=prompt_len + MAX_NEW_TOKENS,
+            compiled=compiled,
+            features_shape=tuple(request["input_features"].shape),
+        )
 
     def _self_check(self, fast: StaticDecoder, audio: np.ndarray) -> str:
-        """Compile/capture by running the fast path, then compare it with `generate`: "" when equal."""
+        """Compile/capture by running the fast path, then compare it with `generate`: "" when it may be used.
+
+        Teacher-forced logits within a dtype tolerance, exact ids in fp32 (sisyphus/asr/selfcheck.py).
+        """
         with self._lock, torch.inference_mode():
             inputs = self.processor.apply_transcription_request(audio).to(self.device, dtype=self.dtype)
-            for minimum in (SELF_CHECK_TOKENS, 0):  # forced length, then free stopping
-                got = [fast.generate(dict(inputs), SELF_CHECK_TOKENS, minimum) for _ in range(2)]
-                want = self._generate(inputs, SELF_CHECK_TOKENS, minimum)
-                if got[0] != want or got[1] != want:
-                    return f"self-check failed: fast ids {got[0][:8]}... differ from generate's {want[:8]}..."
-        return ""
+            return self_check(fast, self.model, dict(inputs), SELF_CHECK_TOKENS, self.processor.tokenizer.pad_token_id)
 
 
 def _warmup_audio() -> np.ndarray:
@@ -269,6 +277,9 @@ def _fast_path_blocker(model: torch.nn.Module, device: str) -> str | None:
         return f"device is {device}; CUDA graphs need a CUDA GPU"
     if not hasattr(torch, "compile") or not hasattr(torch.compiler, "cudagraph_mark_step_begin"):
         return f"torch {torch.__version__} lacks torch.compile CUDA graph support"
+    too_old = compile_blocker(torch.__version__)
+    if too_old:
+        return too_old
     settings = unsupported_settings(model.generation_config)
     if settings:
         return f"generation config sets {', '.join(settings)}"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from sisyphus.asr.fast import StaticDecoder, unsupported_settings
+from sisyphus.asr.fast import StaticDecoder, compile_blocker, unsupported_settings
 from sisyphus.asr.glm import FAST_NAME, MAX_NEW_TOKENS, GlmAsrEngine, new_token_budget
 from sisyphus.errors import ConfigError
 from sisyphus.frames import MIC_RATE_HZ
@@ -162,6 +162,7 @@ def test_cpu_fallback_is_reported_once_with_its_reason(tiny_glmasr_folder):
     assert "STATE False device is cpu; CUDA graphs need a CUDA GPU True" in lines
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_compiled_cuda_path_equals_generate_and_does_not_recompile(tiny_glmasr_folder, audios):
     from torch._dynamo.utils import counters
@@ -189,6 +190,7 @@ def test_compiled_cuda_path_equals_generate_and_does_not_recompile(tiny_glmasr_f
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.skipif(compile_blocker(torch.__version__) is not None, reason="torch older than the compiled path needs")
 def test_compiled_step_traces_as_one_graph_and_equals_generate(plain, tiny_glmasr_folder, audios):
     """The CUDA path's compile (fullgraph, inductor) run on the CPU: one graph for every utterance."""
     from torch._dynamo.utils import counters
@@ -201,3 +203,24 @@ def test_compiled_step_traces_as_one_graph_and_equals_generate(plain, tiny_glmas
     for name in ("lights", "noise 0.5 s"):
         assert compiled.generate_ids(audios[name]) == plain.generate_ids(audios[name]), name
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_compiled_path_is_offered_from_the_oldest_torch_that_traced_it():
+    assert compile_blocker("2.11.0+cu130") is None and compile_blocker("2.13.0+cpu") is None
+    assert compile_blocker("3.1.0") is None
+    assert compile_blocker("2.5.1+cu124") == (
+        "torch 2.5.1+cu124 is older than 2.11, the oldest whose torch.compile traces the decode step"
+    )
+    assert compile_blocker("2.10.0") is not None
+
+
+@pytest.mark.skipif(compile_blocker(torch.__version__) is None, reason="this torch compiles the decode step")
+def test_old_torch_refuses_decode_compiled_with_a_hint_and_auto_says_why(tiny_glmasr_folder):
+    """Runs in the oldest env (tests/compat): torch 2.5.1 cannot trace the step, so it is not tried."""
+    with pytest.raises(ConfigError, match=r"decode=compiled: torch .* is older than 2\.11") as caught:
+        GlmAsrEngine.load(str(tiny_glmasr_folder), decode="compiled")
+    assert "static" in caught.value.hint
+    from sisyphus.asr.glm import _fast_path_blocker
+
+    engine = GlmAsrEngine.load(str(tiny_glmasr_folder), decode="static")  # the eager static path still runs
+    assert _fast_path_blocker(engine.model, "cuda:0") == compile_blocker(torch.__version__)

@@ -243,6 +243,7 @@ def test_pick_dtype_on_cpu():
         pick_dtype("cpu", "int8")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_engine_on_cuda_uses_bf16_or_fp16(tiny_folder, speech):
     gpu = GlmAsrEngine.load(str(tiny_folder), device="cuda")
