@@ -51,11 +51,16 @@ def prepare(config: Config, options: TalkOptions, notify: Any) -> Prepared:
     An unreadable --input file, a missing device, an unknown voice or a model that is not
     on disk should cost the user a second, not a model load.
     """
+    from sisyphus.agent.checks import check_transcript_dir
+    from sisyphus.voices.languages import check_language
     from sisyphus.voices.router import VoiceRouter
 
+    check_language(config)
+    check_transcript_dir(options.transcript_dir)
     source, sink = _open_io(config, options)
     router = VoiceRouter.from_config(config, notify=notify)
     voice = router.info(options.voice).name if options.voice else router.default_voice()
+    router.check_prompt(voice)
     tts_key = router.model_for(voice)
     if source is not None:
         model_folder(config, "asr")
@@ -71,6 +76,7 @@ def _open_io(config: Config, options: TalkOptions) -> tuple[Any, Any]:
     source: Any = None
     if options.input_file is not None:
         source = FileSource(options.input_file, block_ms=config.audio.input_block_ms)
+        source.decode()  # NaN, infinity, a broken stream: refused now, not after the load
     elif not options.text_mode:
         resolve_device(config.audio.input_device, "input")
         source = MicSource(config.audio.input_device, block_ms=config.audio.input_block_ms)
@@ -104,6 +110,9 @@ def build_session(
         models = ModelSet(config, device=device, dtype=dtype, notify=notify, with_asr=source is not None)
     device = models.device
     models.load_at_start(ready.tts_key)
+    # A cloned voice's stored prompt is read now, so a damaged one is one line at start
+    # (with resident models, checked against the loaded Base model too), not every turn.
+    router.resolve(voice, load=models.tts if config.memory == "resident" else None)
 
     events: asyncio.Queue = asyncio.Queue()
     writer = TranscriptWriter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from typing import Any
 
@@ -26,19 +27,31 @@ def run_talk(config: Config, options: TalkOptions) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # its bars would tear through the live dashboard
+    from sisyphus.agent.checks import api_key_warning
+    from sisyphus.cli_support import debug_enabled
+    from sisyphus.ui.logbridge import attach_log_bridge
+
     notices = _Notices()
-    ready = prepare(config, options, notify=notices)
-    view = make_view(options.plain)
-    notices.view = view
-    view.start()
     try:
-        view.handle(ConfigSummary(tuple(config_summary(config, options))))
+        ready = prepare(config, options, notify=notices)
+    except BaseException:
+        notices.flush_to_stderr()  # what was noticed before the failure still counts
+        raise
+    view = make_view(options.plain)
+    view.start()
+    bridge = attach_log_bridge(view, debug_enabled())
+    try:
+        view.handle(ConfigSummary(tuple(config_summary(config, options, ready.voice))))
+        notices.attach(view)
+        warning = api_key_warning(config)
+        if warning:
+            view.handle(Notice(warning, "warning"))
         _report_system(view)
         started = time.perf_counter()
         parts, models = build_session(config, options, ready, view, notices)
         view.handle(_models_event(models))
         _report_fast_paths(view, models.device)
-        view.handle(VoiceChanged(config.voice.default))
+        view.handle(VoiceChanged(ready.voice))
         view.handle(Notice(f"ready in {time.perf_counter() - started:.1f} s — " + _ready_hint(options)))
         try:
             result = asyncio.run(_run(parts, models))
@@ -51,19 +64,35 @@ def run_talk(config: Config, options: TalkOptions) -> int:
             view.handle(Notice(f"transcript: {path}"))
         return 0
     finally:
+        if bridge is not None:
+            bridge.detach()
         view.stop()
 
 
 class _Notices:
-    """Notices from before the view exists go to the log, later ones to the view."""
+    """Notices from before the view exists (a missing default voice: warnings) wait for
+    it, or go to stderr if the start fails; later ones (models loaded) are plain info."""
 
-    view: Any = None
+    def __init__(self) -> None:
+        self.view: Any = None
+        self._early: list[str] = []
 
     def __call__(self, text: str) -> None:
         if self.view is None:
-            log.warning("%s", text)
+            self._early.append(text)
         else:
             self.view.handle(Notice(text))
+
+    def attach(self, view: Any) -> None:
+        self.view = view
+        for text in self._early:
+            view.handle(Notice(text, "warning"))
+        self._early = []
+
+    def flush_to_stderr(self) -> None:
+        for text in self._early:
+            print(f"warning: {text}", file=sys.stderr)
+        self._early = []
 
 
 async def _run(parts: SessionParts, models: Any) -> Any:
@@ -117,8 +146,8 @@ def _report_fast_paths(view: Any, device: str) -> None:
         view.handle(Notice("fast paths: " + "; ".join(p.describe() for p in paths)))
 
 
-def config_summary(config: Config, options: TalkOptions) -> list[str]:
-    """A few lines that say what this session will use."""
+def config_summary(config: Config, options: TalkOptions, voice: str | None = None) -> list[str]:
+    """A few lines that say what this session will use (`voice`: the one really used)."""
     source = "keyboard" if options.text_mode else (str(options.input_file) if options.input_file else f"mic {config.audio.input_device or 'default'}")
     sink = str(options.output_file) if options.output_file else f"speaker {config.audio.output_device or 'default'}"
     return [
@@ -126,7 +155,7 @@ def config_summary(config: Config, options: TalkOptions) -> list[str]:
         f"device: {config.device}, dtype: {config.dtype}, memory: {config.memory}",
         f"ASR: {config.models.asr}",
         f"TTS: {config.models.tts_custom} (preset voices), {config.models.tts_base} (cloned voices)",
-        f"voice: {config.voice.default}, language: {config.voice.language}",
+        f"voice: {voice or config.voice.default}, language: {config.voice.language}",
         f"LLM: {config.llm.model} at {config.llm.base_url}",
     ]
 

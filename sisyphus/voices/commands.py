@@ -73,8 +73,6 @@ def clone(
     dtype: DtypeOpt = None,
 ) -> None:
     """Clone a voice from 5-15 s of clear speech and store its clone prompt."""
-    from sisyphus.voices.checks import check_reference, to_asr_rate
-
     if (audio is None) == (record is None):
         raise ConfigError("pass exactly one of --audio FILE and --record SECONDS", "see `sisyphus voices clone --help`")
     if text is not None and transcribe:
@@ -86,6 +84,9 @@ def clone(
     library.check_new_name(name, force=force)
     lang = _check_model(cfg, "tts_base")
     samples, source, source_sha = _reference(cfg, audio, record)
+    # Only now torch and Silero: every check above costs milliseconds.
+    from sisyphus.voices.checks import check_reference, to_asr_rate
+
     checked = check_reference(samples, source)
     for warning in checked.warnings:
         _say(f"warning: {warning}")
@@ -121,20 +122,21 @@ def _check_model(cfg: Config, key: Needs) -> str:
 
     Returns the language to use ("auto" or one of the model's languages).
     """
-    from sisyphus.tts.qwen3.config import load_configs
+    from sisyphus.voices.languages import check_language
 
     repo = getattr(cfg.models, key)
-    model_config, _ = load_configs(model_folder(cfg, key))
+    path = model_folder(cfg, key) / "config.json"
+    try:  # read here, not through the TTS runtime: no torch import for a refusal
+        kind = json.loads(path.read_text(encoding="utf-8"))["tts_model_type"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path} is missing or malformed", f"run `sisyphus models pull {key.replace('_', '-')}` again") from exc
     wanted = "base" if key == "tts_base" else "custom_voice"
-    if model_config.kind != wanted:
+    if kind != wanted:
         raise ModelError(
-            f"models.{key} ({repo}) is a {model_config.kind} model, not a {wanted} model",
+            f"models.{key} ({repo}) is a {kind} model, not a {wanted} model",
             f"set models.{key} to a Qwen3-TTS ...-{'Base' if wanted == 'base' else 'CustomVoice'} repo or folder",
         )
-    language = cfg.voice.language
-    if language != "auto" and language not in model_config.languages:
-        raise VoiceError(f"unknown language {language!r} for {repo}", "use one of: " + ", ".join(model_config.languages))
-    return language
+    return check_language(cfg, (key,))
 
 
 def _reference(cfg: Config, audio: Path | None, record: float | None) -> tuple[np.ndarray, str, str]:
@@ -260,8 +262,14 @@ def say(
         raise ConfigError(f"folder {output.parent} does not exist", "create it or pick another --output")
     cfg = read_config(config, {"device": device, "dtype": dtype, "voice.language": language})
     router = VoiceRouter.from_config(cfg, notify=_say)
-    key, _ = router.resolve(name)  # unknown names fail before any load
+    key = router.model_for(name)  # unknown names fail before any load
+    router.check_prompt(name)
     lang = _check_model(cfg, key)
+    if output is None:  # no speaker: say so now, not after the whole reply is synthesised
+        from sisyphus.audio.devices import resolve_device
+
+        resolve_device(cfg.audio.output_device, "output")
+    key, _ = router.resolve(name)  # a cloned voice's prompt, read whole
     models = _models(cfg)
     key, target = router.resolve(name, load=models.tts)
     model = models.tts(key)

@@ -122,6 +122,21 @@ class VoiceRouter:
                 raise
         return self.library.preset_info(name)
 
+    def check_prompt(self, name: str) -> None:
+        """A cloned voice's stored prompt is whole (header only: cheap, no torch)."""
+        from sisyphus.voices.voicefile import check_prompt_file
+
+        info = self.info(name)
+        if info.prompt_path is None:
+            return
+        try:
+            check_prompt_file(info.prompt_path)
+        except VoiceError as exc:
+            raise VoiceError(
+                f"voice {info.name!r} is damaged: {exc.message}",
+                f"delete it with `sisyphus voices delete {info.name}` and clone it again",
+            ) from exc
+
     def model_for(self, name: str) -> Needs:
         """Which configured TTS model speaks `name` (for the memory strategy and the UI)."""
         return self.info(name).needs
@@ -154,7 +169,13 @@ class VoiceRouter:
             cached = self._prompts.get(info.name)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            prompt = ClonePrompt.load(info.prompt_path)
+            try:
+                prompt = ClonePrompt.load(info.prompt_path)
+            except VoiceError as exc:
+                raise VoiceError(
+                    f"voice {info.name!r} is damaged: {exc.message}",
+                    f"delete it with `sisyphus voices delete {info.name}` and clone it again",
+                ) from exc
             self._prompts[info.name] = (stamp, prompt)
             return prompt
 
@@ -165,11 +186,15 @@ class VoiceRouter:
             f"recomputing its clone prompt for {model.name} (once)"
         )
         assert info.reference_path is not None
+        import numpy as np
         import soundfile as sf  # here: the CLI imports this module for `--help` too
 
-        reference, rate = sf.read(info.reference_path, dtype="float32")
-        if rate != REFERENCE_RATE_HZ or reference.ndim != 1:
-            raise VoiceError(f"voice {info.name!r}: reference.wav is not 24 kHz mono", "clone it again")
+        try:
+            reference, rate = sf.read(info.reference_path, dtype="float32")
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise VoiceError(f"voice {info.name!r} is damaged: its reference.wav cannot be read", "clone it again") from exc
+        if rate != REFERENCE_RATE_HZ or reference.ndim != 1 or not np.all(np.isfinite(reference)):
+            raise VoiceError(f"voice {info.name!r} is damaged: reference.wav is not 24 kHz mono audio", "clone it again")
         language = None if info.language == "auto" else info.language
         fresh = model.create_clone_prompt(reference, REFERENCE_RATE_HZ, text=info.transcript, language=language)
 

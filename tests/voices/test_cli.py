@@ -55,7 +55,7 @@ def test_list_reports_a_corrupt_voice_and_goes_on(config_file: Path) -> None:
     data = json.loads(result.stdout)
     assert [v["name"] for v in data["voices"]][:2] == ["alice", "serena"]
     assert data["problems"] == [
-        f"{config_file.parent / 'my-voices' / 'bob'}: voice.yaml cannot be read (ParserError); "
+        f"{config_file.parent / 'my-voices' / 'bob'}: voice.yaml is not valid YAML at line 2: expected ',' or ']', but got '<stream end>'; "
         "delete the folder or clone it again"
     ]
     assert "warning: " in result.stderr and "bob" in result.stderr
