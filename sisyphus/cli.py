@@ -13,8 +13,11 @@ from typing import Annotated, Optional
 import typer
 
 from sisyphus import __version__
+from sisyphus.cli_help import hide_flag_types
 from sisyphus.cli_support import handle_errors, read_config, set_debug
 from sisyphus.errors import ConfigError
+
+hide_flag_types()
 
 app = typer.Typer(
     help="Sisyphus: a local voice assistant. Speak, and an LLM answers aloud.",
@@ -182,7 +185,16 @@ _mount_voices()
 
 
 def main() -> None:
+    _replace_unencodable_output()
     app()
+
+
+def _replace_unencodable_output() -> None:
+    """Output redirected on Windows is cp1252: "✓", "→" and "•" must not end in a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 if __name__ == "__main__":

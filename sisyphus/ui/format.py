@@ -67,7 +67,7 @@ def cuda_lines(status: object) -> list[str]:
     lines = [f"CUDA unavailable: {reason} (torch {torch_version})"]
     fix = field_of(status, "fix")
     if fix:
-        lines.append(f"to fix: {fix}")
+        lines.append(f"to fix: {' '.join(str(fix).split())}")
     return lines
 
 
