@@ -152,7 +152,7 @@ def _reference(cfg: Config, audio: Path | None, record: float | None) -> tuple[n
     return samples, "the recording", hashlib.sha256(samples.tobytes()).hexdigest()
 
 
-def _row(info: VoiceInfo, cfg: Config, default: str) -> dict[str, Any]:
+def _row(info: VoiceInfo, cfg: Config, default: str, missing: dict[str, str]) -> dict[str, Any]:
     return {
         "name": info.name,
         "kind": info.kind,
@@ -164,6 +164,7 @@ def _row(info: VoiceInfo, cfg: Config, default: str) -> dict[str, Any]:
         "prompt_model": info.model or None,
         "needs": info.needs,
         "needs_model": getattr(cfg.models, info.needs),
+        "model_downloaded": info.needs not in missing,
         "default": info.name == default,
         "path": str(info.path) if info.path else None,
     }
@@ -179,12 +180,26 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
             r["language"],
             f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-",
             (r["created"] or "-")[:16].replace("T", " "),
-            f"{r['needs']}: {r['needs_model']}",
+            f"{r['needs']}: {r['needs_model']}" + ("" if r["model_downloaded"] else " (not downloaded)"),
         ]
         for r in rows
     ]
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *cells]]
+
+
+def _missing_models(cfg: Config) -> dict[str, str]:
+    """The TTS models not on disk (key → what to tell the user), checked without loading."""
+    from sisyphus.errors import SisyphusError
+
+    uses = {"tts_custom": "for the preset voices", "tts_base": "to clone voices and speak in them"}
+    missing = {}
+    for key, purpose in uses.items():
+        try:
+            model_folder(cfg, key)
+        except SisyphusError as exc:
+            missing[key] = f"{exc.message} (needed {purpose}): {exc.hint}"
+    return missing
 
 
 @voices_app.command("list")
@@ -194,29 +209,36 @@ def list_voices(
     config: ConfigOpt = None,
 ) -> None:
     """Cloned voices and the CustomVoice preset speakers; * marks the default."""
+    from sisyphus.voices.library import VoiceLibrary
+    from sisyphus.voices.router import official_presets
+
     cfg = read_config(config)
     router = VoiceRouter.from_config(cfg, notify=_say)
     voices, problems = router.library.list()
-    if not router.presets_known:
-        problems.append(
-            f"preset speakers unknown: the CustomVoice model {cfg.models.tts_custom} is not on disk "
-            "(sisyphus models pull tts-custom)"
-        )
-    try:
-        default = router.info(cfg.voice.default).name  # "Vivian" marks vivian
-    except VoiceError:
-        default = cfg.voice.default
-    rows = [_row(v, cfg, default) for v in voices]
+    missing = _missing_models(cfg)
+    if not router.presets_known:  # the model is not here: its speakers are the official ones
+        voices += VoiceLibrary(router.library.folder, *official_presets()).presets()
+    wanted = cfg.voice.default.casefold()
+    default = next((v.name for v in voices if v.name == cfg.voice.default), None) or next(
+        (v.name for v in voices if v.kind == "preset" and v.name.casefold() == wanted), cfg.voice.default
+    )
+    rows = [_row(v, cfg, default, missing) for v in voices]
+    notes = [f"note: {text}" for text in missing.values()]
+    if not any(r["default"] for r in rows):
+        notes.append(f"warning: the default voice {cfg.voice.default!r} (voice.default) does not exist")
     if as_json:
-        payload = {"default": default, "library": str(router.library.folder), "voices": rows, "problems": problems}
+        payload = {
+            "default": default, "library": str(router.library.folder), "voices": rows, "problems": problems,
+            "models_missing": sorted(missing),
+        }
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         for line in _table(rows):
             typer.echo(line)
-        if not any(r["default"] for r in rows):
-            typer.echo(f"default voice {cfg.voice.default!r} does not exist (voice.default)")
     for problem in problems:
         _say(f"warning: {problem}")
+    for note in notes:
+        _say(note)
 
 
 @voices_app.command("delete")

@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 # later download cannot make a cloned voice and a preset share a name.
 OFFICIAL_SPEAKERS = ("serena", "vivian", "uncle_fu", "ryan", "aiden", "ono_anna", "sohee", "eric", "dylan")
 
+def official_presets() -> tuple[list[str], dict[str, str]]:
+    """The preset speakers (and dialects) of the official CustomVoice config packaged with
+    Sisyphus: what `voices list` shows before the model is downloaded."""
+    from sisyphus.voices.languages import OFFICIAL_DIR
+
+    raw = json.loads((OFFICIAL_DIR / "Qwen3-TTS-12Hz-1.7B-CustomVoice" / "config.json").read_text(encoding="utf-8"))
+    talker = raw["talker_config"]
+    dialects = {s: d for s, d in (talker.get("spk_is_dialect") or {}).items() if isinstance(d, str) and d}
+    return list(talker["spk_id"]), dialects
+
+
 Notify = Callable[[str], None]
 ModelLoader = Callable[[str], Any]
 

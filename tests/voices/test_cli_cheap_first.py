@@ -87,3 +87,26 @@ def test_a_reference_that_decodes_to_noise_is_called_damaged_not_silent(tmp_path
     assert code == 1 and errors == [
         f"error: no speech found in {silent.name}. use a recording of one person speaking clearly for 5-15 seconds"
     ]
+
+
+def test_list_on_a_fresh_machine_shows_the_presets_and_what_to_download(tmp_path):
+    """No models downloaded, no config: the official presets, the default marked, and one
+    note per missing model with the command that fetches it; exit code 0."""
+    env = talk_env(tmp_path)  # HF_HOME is an empty folder, HF_HUB_OFFLINE=1
+    result = subprocess.run(
+        [sys.executable, "-m", "sisyphus.cli", "voices", "list"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    names = [line.split()[1] if line.startswith("*") else line.split()[0] for line in lines[1:]]
+    assert names == ["serena", "vivian", "uncle_fu", "ryan", "aiden", "ono_anna", "sohee", "eric", "dylan"]
+    assert lines[2].startswith("*  vivian    preset  auto")
+    assert lines[2].endswith("tts_custom: Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice (not downloaded)")
+    assert result.stderr.splitlines() == [
+        "note: model Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice is not downloaded (needed for the preset voices): "
+        "run `sisyphus models pull tts-custom`",
+        "note: model Qwen/Qwen3-TTS-12Hz-1.7B-Base is not downloaded (needed to clone voices and speak in them): "
+        "run `sisyphus models pull tts-base`",
+    ]
+    assert "does not exist" not in result.stdout + result.stderr
