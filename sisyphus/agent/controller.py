@@ -190,8 +190,9 @@ class TurnController:
             # Latency counts from when the turn starts, not from when a queued line was typed.
             self._start_reply(item.text, max(item.t_s, self._clock()), {})
         elif isinstance(item, SetVoice):
-            self.voice = item.name
+            previous, self.voice = self.voice, item.name
             self._emit(VoiceChanged(item.name))
+            self._notice(f"voice switched to {item.name} (was {previous}); the next reply uses it")
         else:
             log.warning("ignored input event %r", item)
 

@@ -40,6 +40,7 @@ def run_talk(config: Config, options: TalkOptions) -> int:
     view = make_view(options.plain)
     view.start()
     bridge = attach_log_bridge(view, debug_enabled())
+    editor = _line_editor(view, options)  # from now on typed keys show inside the dashboard
     try:
         view.handle(ConfigSummary(tuple(config_summary(config, options, ready.voice))))
         notices.attach(view)
@@ -49,6 +50,8 @@ def run_talk(config: Config, options: TalkOptions) -> int:
         _report_system(view)
         started = time.perf_counter()
         parts, models = build_session(config, options, ready, view, notices)
+        if editor is not None:
+            parts.typed_lines = editor.lines
         view.handle(_models_event(models))
         _report_fast_paths(view, models.device)
         view.handle(VoiceChanged(ready.voice))
@@ -64,9 +67,22 @@ def run_talk(config: Config, options: TalkOptions) -> int:
             view.handle(Notice(f"transcript: {path}"))
         return 0
     finally:
+        if editor is not None:
+            editor.restore()
         if bridge is not None:
             bridge.detach()
         view.stop()
+
+
+def _line_editor(view: Any, options: TalkOptions) -> Any:
+    """Key-by-key typing inside the dashboard for `--text` at a terminal; else None
+    (`--plain` and piped input read whole lines, with the terminal's own echo)."""
+    from sisyphus.ui.dashboard import Dashboard
+    from sisyphus.ui.typing import TerminalLineEditor
+
+    if not (options.text_mode and isinstance(view, Dashboard) and TerminalLineEditor.usable()):
+        return None
+    return TerminalLineEditor(view.handle).__enter__()
 
 
 class _Notices:
