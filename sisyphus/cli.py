@@ -150,7 +150,7 @@ def bench(
         typer.Argument(help="Stages to run: vad, turn, asr, tts, llm, pipeline (default: vad turn asr tts pipeline; llm only when named).", show_default=False),
     ] = None,
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Real-size models with random weights (no downloads; generation lengths forced).")] = False,
-    size: Annotated[str, typer.Option("--size", help="With --random-weights: auto (full on CUDA, reduced on CPU), reduced or full.")] = "auto",
+    size: Annotated[str, typer.Option("--size", help="With --random-weights: auto (full on CUDA, reduced on CPU), reduced, full, or tiny (test widths: runs in seconds, figures mean nothing).")] = "auto",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per figure, after the warm-up.")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs before them.")] = 1,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure, raw values and versions to this JSON file.")] = None,

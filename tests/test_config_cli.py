@@ -143,3 +143,12 @@ def test_values_that_would_fail_every_turn_are_refused_at_start(tmp_path, args, 
     code, _, err, _ = run_cli(tmp_path, "talk", "--text", *args)
     assert code == 2, err
     assert message in err and "secret" not in err
+
+
+@pytest.mark.parametrize("folder", ["C:\\models\\asr", "D:/models/asr", ".\\models\\asr"])
+def test_a_windows_model_path_is_a_missing_folder_not_a_bad_repo_id(tmp_path, folder):
+    (tmp_path / "models.yaml").write_text(f"models:\n  asr: '{folder}'\n", encoding="utf-8")
+    code, out, err, _ = run_cli(tmp_path, "models", "list", "--config", str(tmp_path / "models.yaml"))
+    asr = next(line for line in out.splitlines() if line.startswith("model asr"))
+    assert f"model folder {folder} does not exist" in asr and "fix the path in models.yaml" in asr, asr
+    assert "Hub repo id" not in out

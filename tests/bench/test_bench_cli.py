@@ -151,7 +151,7 @@ def test_a_second_run_reuses_the_written_models(tiny_run):
         (["vad", "speed"], "error: unknown bench stage 'speed'; valid stages: vad, turn, asr, tts, llm, pipeline."),
         (["vad", "--size", "full"], "error: --size full only applies to --random-weights."),
         (["vad", "--repeats", "0"], "error: --repeats must be at least 1, got 0."),
-        (["--random-weights", "--size", "huge"], "error: --size must be one of auto, reduced, full, got 'huge'."),
+        (["--random-weights", "--size", "huge"], "error: --size must be one of auto, reduced, full, tiny, got 'huge'."),
     ],
 )
 def test_bad_arguments_are_one_line_errors(args, message):
