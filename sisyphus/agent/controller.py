@@ -274,6 +274,8 @@ class TurnController:
         with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT_S)
         log.debug("turn %d interrupted (%s)", turn.id, reason)
+        if not turn.llm_text:  # else "(interrupted)" alone would hide that no answer had come
+            self._notice(f"the reply to turn {turn.id} was cut off ({reason}) before the LLM answered", "warning")
         self._finish(turn, interrupted=True)
 
     async def _run_reply(self, turn: Turn) -> None:

@@ -168,3 +168,23 @@ def test_a_hosted_endpoint_without_a_key_is_said_once_at_start(tmp_path, config)
             env=env, cwd=REPO, capture_output=True, text=True, timeout=240, input="",
         )
     assert result.returncode == 0 and "OPENAI_API_KEY" not in result.stdout
+
+
+def test_a_reply_cut_off_before_the_llm_answered_says_so(tmp_path, config, server):
+    """The LLM is silent on the first question; speaking again cuts that turn off. Its line
+    used to be a bare `assistant (interrupted):`, with nothing saying why it was empty."""
+    from tests.support.speech import espeak, timeline
+
+    audio, _ = timeline([0.5, espeak("What is the weather like?"), 3.0, espeak("Never mind, tell me a joke."), 3.0])
+    sf.write(tmp_path / "in.wav", audio, 16000)
+    server.script(Behavior(reply="Too late.", first_token_delay_s=8), Behavior(reply="Here is one."))
+    result = run_talk(config(), talk_env(tmp_path), "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "o.wav"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    cut = [i for i, line in enumerate(lines) if "was cut off" in line]
+    assert len(cut) == 1, result.stdout[-3000:]
+    assert lines[cut[0]].endswith("warning: the reply to turn 1 was cut off (barge-in) before the LLM answered")
+    assert lines[cut[0] + 1].endswith("assistant (interrupted): (nothing was heard)"), lines[cut[0]:]
+    assert any(line.endswith("assistant: Here is one.") for line in lines)
+    notices = [r["text"] for r in transcript(tmp_path) if r["type"] == "notice"]
+    assert "the reply to turn 1 was cut off (barge-in) before the LLM answered" in notices
