@@ -29,7 +29,7 @@ mkdir -p "$site/torchaudio/compliance"
 "$work/bin/python" -c 'from qwen_tts import Qwen3TTSModel' >&2
 touch "$work/.sisyphus-ready-v1"
 # A venv's scripts name its folder in their first line: make them name the final place.
-{ grep -rlI --null "$work" "$work/bin" "$work/pyvenv.cfg" || true; } | xargs -0 -r sed -i "s|$work|$venv|g"
+{ grep -rlIs --null "$work" "$work/bin" "$work/pyvenv.cfg" || true; } | xargs -0 -r sed -i "s|$work|$venv|g"
 if [ -f "$stamp" ]; then :  # another run finished first: keep its copy, drop ours
 elif [ -e "$venv" ]; then  # a leftover without a stamp (an older script's killed run)
   stale="$(mktemp -d "$venv.stale.XXXXXX")"
