@@ -178,7 +178,9 @@ def test_a_reply_cut_off_before_the_llm_answered_says_so(tmp_path, config, serve
     audio, _ = timeline([0.5, espeak("What is the weather like?"), 3.0, espeak("Never mind, tell me a joke."), 3.0])
     sf.write(tmp_path / "in.wav", audio, 16000)
     server.script(Behavior(reply="Too late.", first_token_delay_s=8), Behavior(reply="Here is one."))
-    result = run_talk(config(), talk_env(tmp_path), "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "o.wav"))
+    # Turns end on silence alone, no reply prepared ahead: one request per question, in order.
+    cfg = config(vad__turn_model="none", vad__preempt_silence_ms=None)
+    result = run_talk(cfg, talk_env(tmp_path), "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "o.wav"))
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     cut = [i for i, line in enumerate(lines) if "was cut off" in line]
