@@ -13,9 +13,12 @@ from typing import Annotated, Optional
 import typer
 
 from sisyphus import __version__
+from sisyphus.cli_help import hide_flag_types
 from sisyphus.cli_support import handle_errors, read_config, set_debug
 from sisyphus.config import default_config_path
 from sisyphus.errors import ConfigError
+
+hide_flag_types()
 
 app = typer.Typer(
     help="Sisyphus: a local voice assistant. Speak, and an LLM answers aloud.",
@@ -149,7 +152,7 @@ def bench(
         typer.Argument(help="Stages to run: vad, turn, asr, tts, llm, pipeline (default: vad turn asr tts pipeline; llm only when named).", show_default=False),
     ] = None,
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Real-size models with random weights (no downloads; generation lengths forced).")] = False,
-    size: Annotated[str, typer.Option("--size", help="With --random-weights: auto (full on CUDA, reduced on CPU), reduced or full.")] = "auto",
+    size: Annotated[str, typer.Option("--size", help="With --random-weights: auto (full on CUDA, reduced on CPU), reduced, full, or tiny (test widths: runs in seconds, figures mean nothing).")] = "auto",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per figure, after the warm-up.")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs before them.")] = 1,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure, raw values and versions to this JSON file.")] = None,
@@ -184,7 +187,16 @@ _mount_voices()
 
 
 def main() -> None:
+    _replace_unencodable_output()
     app()
+
+
+def _replace_unencodable_output() -> None:
+    """Output redirected on Windows is cp1252: "✓", "→" and "•" must not end in a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 if __name__ == "__main__":

@@ -29,14 +29,20 @@ _debug = False
 
 
 def set_debug(enabled: bool) -> None:
+    """--debug: Sisyphus's own loggers at DEBUG; every other logger stays at INFO (numba
+    alone wrote over half of a bench run's lines) unless named in SISYPHUS_DEBUG_LOGGERS."""
     global _debug
     _debug = enabled
-    level = logging.DEBUG if enabled else logging.WARNING
+    level = logging.INFO if enabled else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(SafeLogRecords())
     for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+    logging.getLogger("sisyphus").setLevel(logging.DEBUG if enabled else logging.NOTSET)
+    asked = os.environ.get("SISYPHUS_DEBUG_LOGGERS", "") if enabled else ""
+    for name in filter(None, (part.strip() for part in asked.split(","))):
+        logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 def debug_enabled() -> bool:

@@ -9,15 +9,15 @@ Secrets (the API key) come from the environment only, never from YAML.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
-
-import yaml
 
 from sisyphus.errors import ConfigError
 
@@ -34,9 +34,9 @@ def _rule(check: str, lo: float | None = None, hi: float | None = None) -> dict[
 @dataclass(frozen=True)
 class ModelsConfig:
     # Hub repo id or local folder of each model.
-    asr: str = "zai-org/GLM-ASR-Nano-2512"
-    tts_base: str = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
-    tts_custom: str = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
+    asr: str = field(default="zai-org/GLM-ASR-Nano-2512", metadata=_rule("text"))
+    tts_base: str = field(default="Qwen/Qwen3-TTS-12Hz-1.7B-Base", metadata=_rule("text"))
+    tts_custom: str = field(default="Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", metadata=_rule("text"))
     # Where `models pull` stores downloads; None means huggingface_hub's cache (HF_HOME).
     cache_dir: str | None = None
 
@@ -44,11 +44,11 @@ class ModelsConfig:
 @dataclass(frozen=True)
 class VoiceConfig:
     # A preset speaker of the CustomVoice model (e.g. "vivian") or a cloned voice's name.
-    default: str = "vivian"
+    default: str = field(default="vivian", metadata=_rule("text"))
     # Language passed to TTS: "auto" or one of the model's languages ("english", ...).
-    language: str = "auto"
+    language: str = field(default="auto", metadata=_rule("text"))
     # Folder of cloned voices; relative paths are resolved against the config file.
-    library: str = "voices"
+    library: str = field(default="voices", metadata=_rule("text"))
     # Optional speaking-style text for preset speakers (1.7B CustomVoice only).
     instruct: str = ""
 
@@ -81,8 +81,8 @@ class VadConfig:
 
 @dataclass(frozen=True)
 class LlmConfig:
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
+    base_url: str = field(default="https://api.openai.com/v1", metadata=_rule("url"))
+    model: str = field(default="gpt-4o-mini", metadata=_rule("text"))
     system_prompt: str = (
         "You are Sisyphus, a friendly voice assistant. Answer briefly, in plain spoken "
         "sentences without lists, markdown or emoji."
@@ -185,6 +185,8 @@ ENV_VARS: dict[str, str] = {
 }
 
 DEFAULT_CONFIG_NAME = "models.yaml"
+# A file full of mistakes gets the first ones, not a screen per key.
+MAX_ERRORS_SHOWN = 20
 
 
 def default_config_path() -> Path | None:
@@ -205,16 +207,16 @@ def load_config(
     """Build the config from file, environment and flag overrides (dotted paths)."""
     raw: dict[str, Any] = {}
     base_dir = Path.cwd()
+    env = os.environ if env is None else env
     if path is not None:
         path = Path(path)
-        raw = _read_yaml(path)
+        raw = _read_yaml(path, from_env=str(path) == env.get("SISYPHUS_CONFIG"))
         base_dir = path.resolve().parent
     errors: list[str] = []
     file_llm = raw.get("llm")
     if isinstance(file_llm, dict) and "api_key" in file_llm:
         errors.append("llm.api_key: secrets are not read from YAML, set OPENAI_API_KEY instead")
     errors.extend(_secrets_in_yaml(raw.get("remote")))
-    env = os.environ if env is None else env
     for var, dotted in ENV_VARS.items():
         if env.get(var):
             _set_dotted(raw, dotted, env[var])
@@ -224,6 +226,8 @@ def load_config(
     raw["base_dir"] = str(base_dir)
     config = _build(Config, raw, "", errors)
     if errors:
+        if len(errors) > MAX_ERRORS_SHOWN:
+            errors[MAX_ERRORS_SHOWN:] = [f"... and {len(errors) - MAX_ERRORS_SHOWN} more"]
         raise ConfigError(
             "invalid configuration: " + "; ".join(errors),
             f"fix {path}" if path else "fix the flags or environment variables",
@@ -249,19 +253,21 @@ def resolve_path(config: Config, value: str) -> Path:
     return p if p.is_absolute() else Path(config.base_dir) / p
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist", "pass --config with an existing models.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}", "check indentation and quoting") from exc
+def _read_yaml(path: Path, from_env: bool = False) -> dict[str, Any]:
+    from sisyphus.yamlread import preview, read_yaml_file
+
+    where = "SISYPHUS_CONFIG" if from_env else "--config"
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder, not a file", f"point {where} at a models.yaml file")
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist", f"point {where} at an existing models.yaml")
+    data = read_yaml_file(path, ConfigError, "check indentation and quoting")
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level", "see models.yaml in the repo")
+        raise ConfigError(
+            f"{path} must hold a mapping at the top level, got {preview(data)}", "see models.yaml in the repo"
+        )
     return data
 
 
@@ -274,15 +280,19 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _build(cls: type, raw: Any, prefix: str, errors: list[str]) -> Any:
+    from sisyphus.yamlread import preview
+
+    if raw is None:  # a section with nothing under it (`llm:`) keeps its defaults
+        return cls()
     if not isinstance(raw, dict):
-        errors.append(f"{prefix.rstrip('.')}: must be a mapping, got {raw!r}")
+        errors.append(f"{prefix.rstrip('.')}: must be a mapping, got {preview(raw)}")
         return cls()
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:
             allowed = ", ".join(sorted(k for k in known if k != "base_dir"))
-            errors.append(f"{prefix}{key}: unknown key (allowed: {allowed})")
+            errors.append(f"{prefix}{_key_text(key)}: unknown key (allowed: {allowed})")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name not in raw:
@@ -293,14 +303,26 @@ def _build(cls: type, raw: Any, prefix: str, errors: list[str]) -> Any:
             continue
         ok, value = _coerce(raw[f.name], hints[f.name])
         if not ok:
-            errors.append(f"{path}: must be {_describe(hints[f.name])}, got {raw[f.name]!r}")
+            errors.append(f"{path}: must be {_describe(hints[f.name])}, got {preview(raw[f.name])}")
             continue
         problem = _check_range(value, f.metadata)
         if problem:
-            errors.append(f"{path}: {problem}, got {value!r}")
+            shown = value if isinstance(raw[f.name], str) else raw[f.name]  # 10**400, not inf
+            if f.metadata.get("check") == "url":
+                shown = re.sub(r"//[^/@]*@", "//***@", str(value))
+            errors.append(f"{path}: {problem}, got {preview(shown)}")
             continue
         values[f.name] = value
     return cls(**values)
+
+
+def _key_text(key: Any) -> str:
+    """A key as the user wrote it; long or odd keys (aliases, numbers) as a short repr."""
+    from sisyphus.yamlread import preview
+
+    if isinstance(key, str) and re.fullmatch(r"[\w-]{1,40}", key):
+        return key
+    return preview(key)
 
 
 def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -340,7 +362,10 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
         if isinstance(value, bool):
             return False, value
         if isinstance(value, (int, float)):
-            return True, float(value)
+            try:
+                return True, float(value)
+            except OverflowError:  # an integer of hundreds of digits: out of any range
+                return True, math.inf if value > 0 else -math.inf
         if isinstance(value, str):
             try:
                 return True, float(value)
@@ -372,6 +397,10 @@ def _check_range(value: Any, meta: Mapping[str, Any]) -> str | None:
         if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
             return None
         return "must be auto, cpu, cuda or cuda:N"
+    if check == "text":
+        return None if str(value).strip() else "must not be empty"
+    if check == "url":
+        return _url_problem(str(value))
     if value is None or check is None:
         return None
     lo, hi = meta["lo"], meta["hi"]
@@ -380,3 +409,16 @@ def _check_range(value: Any, meta: Mapping[str, Any]) -> str | None:
     if check == "closed" and not (lo <= value <= hi):
         return f"must be in [{lo:g}, {hi:g}]"
     return None
+
+
+def _url_problem(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is not None and parts.scheme in ("http", "https") and host:
+        return None
+    return "must be an http:// or https:// URL with a host (e.g. http://localhost:11434/v1)"

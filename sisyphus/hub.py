@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from sisyphus.errors import ModelError
@@ -136,7 +136,14 @@ def _local_folder(repo_or_folder: str) -> Path | None:
     path = Path(repo_or_folder).expanduser()
     if path.is_dir():
         return path
-    looks_like_path = repo_or_folder.startswith(("/", "./", "../", "~")) or repo_or_folder.count("/") > 1
+    # A Hub id is "org/name"; anything with a drive, a backslash or a leading ./ ~ / is a
+    # path, on every platform (C:\models\asr in a config written on Windows, say).
+    looks_like_path = (
+        repo_or_folder.startswith(("/", "./", "../", "~", ".\\", "..\\", "\\"))
+        or repo_or_folder.count("/") > 1
+        or "\\" in repo_or_folder
+        or bool(PureWindowsPath(repo_or_folder).drive)
+    )
     if looks_like_path or path.exists():
         raise ModelError(f"model folder {path} does not exist", "fix the path in models.yaml (or the flag)")
     return None

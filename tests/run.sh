@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages="libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox ffmpeg"
+apt_packages="libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox ffmpeg tmux"
 missing=""
 for pkg in $apt_packages; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

@@ -57,16 +57,21 @@ def prepare(config: Config, options: TalkOptions, notify: Any) -> Prepared:
     An unreadable --input file, a missing device, an unknown voice or a model that is not
     on disk should cost the user a second, not a model load.
     """
+    from sisyphus.agent.checks import check_transcript_dir
     from sisyphus.audio.paths import refuse_overwriting
     from sisyphus.config import resolve_path
+    from sisyphus.voices.languages import check_language
     from sisyphus.voices.router import VoiceRouter
 
     library = resolve_path(config, config.voice.library)
     protected = {"--input": options.input_file, "the config file": options.config_file, "the voice library": library}
     refuse_overwriting(options.output_file, protected)
+    check_language(config)
+    check_transcript_dir(options.transcript_dir)
     source, sink = _open_io(config, options)
     router = VoiceRouter.from_config(config, notify=notify)
     voice = router.info(options.voice).name if options.voice else router.default_voice()
+    router.check_prompt(voice)
     tts_key = router.model_for(voice)
     remote = remote_keys(config)
     if source is not None and "asr" not in remote:
@@ -84,6 +89,7 @@ def _open_io(config: Config, options: TalkOptions) -> tuple[Any, Any]:
     source: Any = None
     if options.input_file is not None:
         source = FileSource(options.input_file, block_ms=config.audio.input_block_ms)
+        source.decode()  # NaN, infinity, a broken stream: refused now, not after the load
     elif not options.text_mode:
         resolve_device(config.audio.input_device, "input")
         source = MicSource(config.audio.input_device, block_ms=config.audio.input_block_ms)
@@ -116,6 +122,9 @@ def build_session(
         models = _model_set(config, notify, with_asr=source is not None, light=light)
     device = models.device
     models.load_at_start(ready.tts_key)
+    # A cloned voice's stored prompt is read now, so a damaged one is one line at start
+    # (with resident models, checked against the loaded Base model too), not every turn.
+    router.resolve(voice, load=models.tts if config.memory == "resident" else None)
 
     events: asyncio.Queue = asyncio.Queue()
     writer = TranscriptWriter(

@@ -194,8 +194,9 @@ class TurnController:
             # Latency counts from when the turn starts, not from when a queued line was typed.
             self._start_reply(item.text, max(item.t_s, self._clock()), {})
         elif isinstance(item, SetVoice):
-            self.voice = item.name
+            previous, self.voice = self.voice, item.name
             self._emit(VoiceChanged(item.name))
+            self._notice(f"voice switched to {item.name} (was {previous}); the next reply uses it")
         else:
             log.warning("ignored input event %r", item)
 
@@ -280,6 +281,8 @@ class TurnController:
         with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT_S)
         log.debug("turn %d interrupted (%s)", turn.id, reason)
+        if not turn.llm_text:  # else "(interrupted)" alone would hide that no answer had come
+            self._notice(f"the reply to turn {turn.id} was cut off ({reason}) before the LLM answered", "warning")
         self._finish(turn, interrupted=True)
 
     async def _run_reply(self, turn: Turn) -> None:

@@ -38,7 +38,7 @@ def run_doctor(config: Config, console: Console | None = None) -> int:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         # Details quote servers, paths and URLs: no markup, no escapes, no credentials.
         line = f"{mark} [bold]{check.name}[/]: {escape(safe_line(check.detail))}"
-        if not check.ok and check.fix:
+        if check.fix:  # a failure's fix, or advice that goes with a passing check (CUDA)
             line += f"\n    [yellow]→ {escape(safe_line(check.fix))}[/]"
         console.print(line, highlight=False)
     failed = sum(not c.ok for c in checks)
@@ -54,8 +54,9 @@ def _check_torch(config: Config) -> list[Check]:
         detail = f"{status.device_name} (sm {status.capability}), torch {status.torch_version}, CUDA {status.cuda_version}"
         return [Check("CUDA", True, detail)]
     wants_cuda = config.device.startswith("cuda")
-    detail = f"unavailable: {status.reason} (torch {status.torch_version}); models run on the CPU, slowly"
-    return [Check("CUDA", not wants_cuda, detail, status.fix)] if wants_cuda else [Check("CUDA", True, detail + f". {status.fix}")]
+    version = "" if status.torch_version in status.reason else f" (torch {status.torch_version})"
+    detail = f"unavailable: {status.reason}{version}; models run on the CPU, slowly"
+    return [Check("CUDA", not wants_cuda, detail, status.fix)]
 
 
 def _check_models(config: Config) -> list[Check]:
@@ -152,7 +153,12 @@ def print_devices(console: Console | None = None) -> None:
     console = console or Console()
     devices = list_devices()
     if not devices:
-        console.print("No audio devices found: use `talk --input FILE --output FILE.wav`, or `talk --text --output FILE.wav`.")
+        console.print(
+            "No audio devices found. Without them, use files or typing:\n"
+            "    sisyphus talk --input FILE.wav --output REPLY.wav\n"
+            "    sisyphus talk --text --output REPLY.wav",
+            highlight=False,
+        )
     table = Table(title="Audio devices")
     for column in ("index", "name", "in", "out", "default rate", "default for"):
         table.add_column(column)
@@ -169,7 +175,9 @@ def print_devices(console: Console | None = None) -> None:
     if status.available:
         console.print(f"CUDA: {status.device_name}, compute capability {status.capability}, torch {status.torch_version}, CUDA {status.cuda_version}")
     else:
-        console.print(f"CUDA unavailable: {status.reason}. {status.fix}")
+        console.print(f"CUDA unavailable: {status.reason}; models run on the CPU", highlight=False)
+        if status.fix:  # the install command on its own line: an 80-column terminal keeps it whole
+            console.print(f"    → {status.fix}", highlight=False)
 
 
 def pull_models(config: Config, which: str, pull: Callable | None = None) -> None:

@@ -16,7 +16,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from sisyphus.ui.view import Tee, run_view
 log = logging.getLogger(__name__)
 
 LEVEL_INTERVAL_S = 0.1
+COMMANDS = "/voice NAME, /voices, /quit"
 
 
 @dataclass
@@ -46,6 +47,8 @@ class SessionParts:
     consumers: list[Any]  # views and the transcript writer: objects with handle(event)
     read_keyboard: bool
     voice_names: Callable[[], list[str]] | None = None
+    # Typed lines from a key-by-key editor under the dashboard; None reads stdin's lines.
+    typed_lines: Callable[[], Iterable[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,9 @@ class _Keyboard:
         thread.start()
 
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
-        interactive = _is_terminal(sys.stdin)
+        interactive = self._parts.typed_lines is not None or _is_terminal(sys.stdin)
         quit_piped = False
-        for line in sys.stdin:
+        for line in self._parts.typed_lines() if self._parts.typed_lines else sys.stdin:
             if not interactive and line.strip() in QUIT_COMMANDS:
                 quit_piped = True
                 break
@@ -187,16 +190,20 @@ class _Keyboard:
         elif line == "/voices":
             names = self._parts.voice_names() if self._parts.voice_names else []
             events.put_nowait(Notice("voices: " + ", ".join(names)))
-        elif line.startswith("/voice"):
+        elif line.split()[0] == "/voice":
             name = line.removeprefix("/voice").strip()
             names = self._parts.voice_names() if self._parts.voice_names else [name]
             if name in names:
-                await self._inputs.put(SetVoice(name))
+                await self._inputs.put(SetVoice(name))  # confirmed when it takes effect
+            elif not name:
+                events.put_nowait(Notice(f"/voice needs a name: {', '.join(names)}", "warning"))
             else:
                 events.put_nowait(Notice(f"unknown voice {name!r}; available: {', '.join(names)}", "warning"))
         elif line.startswith("/"):
-            events.put_nowait(Notice("commands: /voice NAME, /voices, /quit", "warning"))
+            events.put_nowait(Notice(f"unknown command {line.split()[0]!r}; commands: {COMMANDS}", "warning"))
         else:
+            if self._parts.controller.replying:
+                events.put_nowait(Notice(f"queued after the reply in flight: {line}"))
             await self._inputs.put(TypedText(line, time.monotonic()))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,24 +32,39 @@ def run_talk(config: Config, options: TalkOptions) -> int:
 def _talk(config: Config, options: TalkOptions, stops: StopSignals) -> int:
     from sisyphus.ui.view import make_view
 
+    from sisyphus.agent.checks import api_key_warning
+    from sisyphus.cli_support import debug_enabled
+    from sisyphus.ui.logbridge import attach_log_bridge
+
     notices = _Notices()
-    ready = prepare(config, options, notify=notices)
+    try:
+        ready = prepare(config, options, notify=notices)
+    except BaseException:
+        notices.flush_to_stderr()  # what was noticed before the failure still counts
+        raise
     light = all_remote(config, with_asr=ready.source is not None)
     if not light:  # with every model remote, neither transformers nor torch is imported
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its bars would tear through the live dashboard
     view = make_view(options.plain)
-    notices.view = view
     view.start()
+    bridge = attach_log_bridge(view, debug_enabled())
+    editor = _line_editor(view, options)  # from now on typed keys show inside the dashboard
     try:
-        view.handle(ConfigSummary(tuple(config_summary(config, options))))
+        view.handle(ConfigSummary(tuple(config_summary(config, options, ready.voice))))
+        notices.attach(view)
+        warning = api_key_warning(config)
+        if warning:
+            view.handle(Notice(warning, "warning"))
         _report_system(view, light)
         started = time.perf_counter()
         parts, models = build_session(config, options, ready, view, notices)
+        if editor is not None:
+            parts.typed_lines = editor.lines
         view.handle(_models_event(models))
         _report_fast_paths(view, models.device)
-        view.handle(VoiceChanged(config.voice.default))
+        view.handle(VoiceChanged(ready.voice))
         view.handle(Notice(f"ready in {time.perf_counter() - started:.1f} s — " + _ready_hint(options)))
         if light:
             prefetch_chat_client()  # the LLM client's import, off the start-up path
@@ -63,19 +79,48 @@ def _talk(config: Config, options: TalkOptions, stops: StopSignals) -> int:
             view.handle(Notice(f"transcript: {path}"))
         return 0
     finally:
+        if editor is not None:
+            editor.restore()
+        if bridge is not None:
+            bridge.detach()
         view.stop()
 
 
-class _Notices:
-    """Notices from before the view exists go to the log, later ones to the view."""
+def _line_editor(view: Any, options: TalkOptions) -> Any:
+    """Key-by-key typing inside the dashboard for `--text` at a terminal; else None
+    (`--plain` and piped input read whole lines, with the terminal's own echo)."""
+    from sisyphus.ui.dashboard import Dashboard
+    from sisyphus.ui.typing import TerminalLineEditor
 
-    view: Any = None
+    if not (options.text_mode and isinstance(view, Dashboard) and TerminalLineEditor.usable()):
+        return None
+    return TerminalLineEditor(view.handle).__enter__()
+
+
+class _Notices:
+    """Notices from before the view exists (a missing default voice: warnings) wait for
+    it, or go to stderr if the start fails; later ones (models loaded) are plain info."""
+
+    def __init__(self) -> None:
+        self.view: Any = None
+        self._early: list[str] = []
 
     def __call__(self, text: str) -> None:
         if self.view is None:
-            log.warning("%s", text)
+            self._early.append(text)
         else:
             self.view.handle(Notice(text))
+
+    def attach(self, view: Any) -> None:
+        self.view = view
+        for text in self._early:
+            view.handle(Notice(text, "warning"))
+        self._early = []
+
+    def flush_to_stderr(self) -> None:
+        for text in self._early:
+            print(f"warning: {text}", file=sys.stderr)
+        self._early = []
 
 
 async def _run(parts: SessionParts, models: Any) -> Any:
@@ -144,8 +189,8 @@ def _report_fast_paths(view: Any, device: str) -> None:
         view.handle(Notice("fast paths: " + "; ".join(p.describe() for p in paths)))
 
 
-def config_summary(config: Config, options: TalkOptions) -> list[str]:
-    """A few lines that say what this session will use."""
+def config_summary(config: Config, options: TalkOptions, voice: str | None = None) -> list[str]:
+    """A few lines that say what this session will use (`voice`: the one really used)."""
     source = "keyboard" if options.text_mode else (str(options.input_file) if options.input_file else f"mic {config.audio.input_device or 'default'}")
     sink = str(options.output_file) if options.output_file else f"speaker {config.audio.output_device or 'default'}"
     return [
@@ -153,7 +198,7 @@ def config_summary(config: Config, options: TalkOptions) -> list[str]:
         f"device: {config.device}, dtype: {config.dtype}, memory: {config.memory}",
         f"ASR: {_where(config, 'asr')}",
         f"TTS: {_where(config, 'tts_custom')} (preset voices), {_where(config, 'tts_base')} (cloned voices)",
-        f"voice: {config.voice.default}, language: {config.voice.language}",
+        f"voice: {voice or config.voice.default}, language: {config.voice.language}",
         f"LLM: {config.llm.model} at {redact_url(config.llm.base_url)}",
     ]
 

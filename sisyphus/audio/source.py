@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 
+# A float file louder than this (12 dB over full scale) is damaged, not just hot.
+MAX_PEAK = 4.0
 _CONVERT_HINT = "use a WAV, FLAC, OGG or MP3 file (convert with: ffmpeg -i IN -ar 16000 -ac 1 OUT.wav)"
 
 
@@ -71,6 +73,12 @@ def load_audio(path: str | Path, target_rate_hz: int) -> np.ndarray:
     mono = data.mean(axis=1, dtype=np.float32)
     if not np.all(np.isfinite(mono)):
         raise AudioInputError(f"audio file {p} contains NaN or infinite samples", "re-export it")
+    peak = float(np.max(np.abs(mono)))
+    if peak > MAX_PEAK:  # float samples of a sane recording stay near [-1, 1]
+        raise AudioInputError(
+            f"audio file {p} holds samples far beyond full scale (peak {peak:.3g}, expected at most 1)",
+            "it looks damaged or wrongly scaled; re-export it as 16-bit PCM WAV",
+        )
     if rate_hz != target_rate_hz:
         # soxr "HQ" is what librosa's default resampler (soxr_hq) runs.
         mono = soxr.resample(mono, rate_hz, target_rate_hz, quality="HQ").astype(np.float32)
@@ -128,6 +136,7 @@ class FileSource:
         self._sleep = sleep
         self._samples: np.ndarray | None = None
         self._speech_samples: int | None = None
+        self._decoded: np.ndarray | None = None
 
     @property
     def speech_samples(self) -> int:
@@ -136,8 +145,17 @@ class FileSource:
             raise RuntimeError("enter the FileSource first")
         return self._speech_samples
 
+    def decode(self) -> None:
+        """Decode and check every sample now (NaN, infinity, a broken stream), so a bad
+        file is refused before any model loads; entering then reuses the result."""
+        if self._decoded is None:
+            self._decoded = load_audio(self.path, MIC_RATE_HZ)
+
     async def __aenter__(self) -> FileSource:
-        decoded = await asyncio.to_thread(load_audio, self.path, MIC_RATE_HZ)
+        decoded = self._decoded
+        if decoded is None:
+            decoded = await asyncio.to_thread(load_audio, self.path, MIC_RATE_HZ)
+        self._decoded = None  # the padded copy below is what the session keeps
         self._speech_samples = decoded.size
         tail = int(round(self.tail_silence_s * MIC_RATE_HZ))
         total = decoded.size + tail

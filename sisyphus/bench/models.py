@@ -128,9 +128,17 @@ def ensure_folder(target: Path, write: Callable[[Path], Any], stamp: dict[str, A
         shutil.rmtree(temp, ignore_errors=True)
         write(temp)
         (temp / STAMP).write_text(json.dumps(stamp, sort_keys=True), encoding="utf-8")
+        if is_complete(target, stamp):  # another run finished first (and may be using it)
+            shutil.rmtree(temp, ignore_errors=True)
+            return target
         if target.exists():
             shutil.rmtree(target)  # incomplete or from another format: replaced, never patched
-        os.replace(temp, target)
+        try:
+            os.replace(temp, target)  # onto a folder that is gone: allowed on Windows too
+        except OSError:
+            if not is_complete(target, stamp):  # lost a race to a run that finished: use its copy
+                raise
+            shutil.rmtree(temp, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
         raise ModelError(f"cannot write random weights into {target}: {exc.strerror or exc}",

@@ -22,6 +22,9 @@ from sisyphus.errors import ConfigError
 log = logging.getLogger(__name__)
 
 _TORCH_INDEX = "https://download.pytorch.org/whl"
+# A command inside a fix is printed on its own line, indented by this much, so an
+# 80-column terminal never wraps it in the middle.
+FIX_INDENT = "      "
 _CUDA_WHEEL = "cu128"  # a CUDA build current drivers (>= 570) run; older drivers need cu118/cu121
 _DTYPES = {
     "fp32": torch.float32,
@@ -53,7 +56,8 @@ class CudaStatus:
                 f"CUDA: {self.device_name} (compute {major}.{minor}), "
                 f"torch {self.torch_version}, CUDA {self.cuda_version}"
             )
-        return f"CUDA unavailable: {self.reason} (torch {self.torch_version}). Fix: {self.fix}"
+        fix = " ".join(self.fix.split())
+        return f"CUDA unavailable: {self.reason} (torch {self.torch_version})" + (f". Fix: {fix}" if fix else "")
 
 
 def cuda_status() -> CudaStatus:
@@ -80,13 +84,19 @@ def cuda_status() -> CudaStatus:
     return CudaStatus(False, None, None, torch_version, cuda_version, reason, fix)
 
 
-def _why_unavailable(torch_version: str, cuda_version: str | None, warning_text: str) -> tuple[str, str]:
+def cuda_install_command(torch_version: str) -> str:
+    """The same torch version's CUDA build; short enough for one 80-column line (72 chars)."""
     base_version = torch_version.split("+")[0]
-    reinstall = f"pip install --force-reinstall torch=={base_version} --index-url {_TORCH_INDEX}/{_CUDA_WHEEL}"
+    return f"pip install torch=={base_version}+{_CUDA_WHEEL} -i {_TORCH_INDEX}/{_CUDA_WHEEL}"
+
+
+def _why_unavailable(torch_version: str, cuda_version: str | None, warning_text: str) -> tuple[str, str]:
     if cuda_version is None:
+        if not _driver_present():  # no NVIDIA GPU here: a CUDA build would not help
+            return (f"no NVIDIA driver found, and this PyTorch ({torch_version}) is a CPU-only build", "")
         return (
             f"this PyTorch ({torch_version}) is a CPU-only build",
-            f"install the CUDA build: {reinstall}",
+            f"install the CUDA build of torch:\n{FIX_INDENT}{cuda_install_command(torch_version)}",
         )
     if not _driver_present():
         return (
@@ -126,7 +136,8 @@ def pick_device(spec: str) -> str:
         index = int(text[5:]) if ":" in text else 0
         status = cuda_status()
         if not status.available:
-            raise ConfigError(f"device {spec}: {status.reason}", f"{status.fix}, or use --device cpu")
+            fix = " ".join(status.fix.split())
+            raise ConfigError(f"device {spec}: {status.reason}", f"{fix}, or use --device cpu" if fix else "use --device cpu")
         if index >= status.device_count:
             raise ConfigError(
                 f"device {spec}: only {status.device_count} CUDA device(s) visible",

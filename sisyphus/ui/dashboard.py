@@ -37,9 +37,11 @@ from sisyphus.ui.events import (
     ConfigSummary,
     CudaUpdate,
     MemoryUpdate,
+    InputLine,
     ModelsLoaded,
     VoiceChanged,
 )
+from sisyphus.ui.plain import NOTHING_HEARD
 from sisyphus.ui.format import (
     LATENCY_FIELDS,
     clamp_dbfs,
@@ -68,6 +70,7 @@ STATE_STYLES = {
 }
 NOTICE_STYLES = {"info": "dim", "warning": "yellow", "error": "bold red"}
 LATENCY_HEADERS = ("asr", "first token", "first audio", "audible", "voice-to-voice")
+TYPE_PROMPT = "type › "
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Dashboard:
         self._last_turn_end = ""
         self._prepared: dict[bool, int] = {True: 0, False: 0}  # preemptive hits and misses
         self._last_prepared = ""
+        self._typed: str | None = None  # the line being typed (--text); None: no keyboard
 
     # --- View ---
 
@@ -182,6 +186,9 @@ class Dashboard:
             self._models = models_line(event)
         elif isinstance(event, VoiceChanged):
             self._voice = f"{event.name} ({event.kind})" if event.kind else event.name
+            self._config = tuple(_with_voice(line, event.name) for line in self._config)
+        elif isinstance(event, InputLine):
+            self._typed = event.text
         elif isinstance(event, ConfigSummary):
             self._config = event.lines
         elif isinstance(event, Notice):
@@ -222,11 +229,12 @@ class Dashboard:
                 for level, text in self._notices
             ]
             lines = list(self._lines)
-        used = sum(self._rows(part, width) for part in (header, latency, *notices))
+            typed = None if self._typed is None else _input_line(self._typed, width)
+        used = sum(self._rows(part, width) for part in (header, latency, *notices, *([typed] if typed else [])))
         rows = max(MIN_TRANSCRIPT_ROWS, height - used - PANEL_BORDER_ROWS - 1)
         transcript = self._transcript(lines, rows, width - PANEL_BORDER_COLUMNS)
         transcript_panel = Panel(transcript, title="Transcript", title_align="left")
-        return Group(header, transcript_panel, latency, *notices)
+        return Group(header, transcript_panel, *([typed] if typed else []), latency, *notices)
 
     def _rows(self, renderable: RenderableType, width: int) -> int:
         options = self.console.options.update(width=width)
@@ -286,7 +294,7 @@ class Dashboard:
         rows: list[tuple[Text, Text]] = []
         left = max_rows
         for line in reversed(lines):
-            said = Text(line.text)
+            said = Text(line.text) if line.text else Text(NOTHING_HEARD, style="dim")
             if line.interrupted:
                 said.append(" [interrupted]", style="yellow")
             if line.notes:
@@ -333,6 +341,26 @@ class Dashboard:
             ]
             table.add_row("median", *medians, "", style="bold")
         return table
+
+
+def _with_voice(line: str, voice: str) -> str:
+    """The config summary's "voice: X, language: Y" line, following voice switches."""
+    if not line.startswith("voice: "):
+        return line
+    _, sep, rest = line.partition(", ")
+    return f"voice: {voice}{sep}{rest}"
+
+
+def _input_line(typed: str, width: int) -> Text:
+    """"type › hello▏" on one row: the end of a line longer than the screen."""
+    room = max(8, width - len(TYPE_PROMPT) - 2)
+    shown = typed if len(typed) <= room else "…" + typed[-(room - 1):]
+    line = Text(TYPE_PROMPT, style="bold cyan")
+    line.append(shown)
+    line.append("▏", style="blink")
+    if not typed:
+        line.append(" type a message, Enter to send (/voice NAME, /voices, /quit)", style="dim")
+    return line
 
 
 def _speaker(name: str) -> Text:

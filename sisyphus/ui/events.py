@@ -51,3 +51,11 @@ class ConfigSummary:
     """What the session runs with, one short line per topic, shown at startup."""
 
     lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InputLine:
+    """The line being typed in `--text` mode under the dashboard ("" after Enter; None
+    once typing is over, which hides the line)."""
+
+    text: str | None

@@ -64,10 +64,11 @@ def cuda_lines(status: object) -> list[str]:
         cuda = field_of(status, "cuda_version") or "?"
         return [f"CUDA: {name}, compute {cap}, torch {torch_version}, CUDA {cuda}"]
     reason = field_of(status, "reason") or "unknown reason"
-    lines = [f"CUDA unavailable: {reason} (torch {torch_version})"]
+    version = "" if str(torch_version) in str(reason) else f" (torch {torch_version})"
+    lines = [f"CUDA unavailable: {reason}{version}"]
     fix = field_of(status, "fix")
     if fix:
-        lines.append(f"to fix: {fix}")
+        lines.append(f"to fix: {' '.join(str(fix).split())}")
     return lines
 
 

@@ -29,6 +29,10 @@ from sisyphus.ui.format import cuda_lines, latency_line, memory_line, models_lin
 logger = logging.getLogger(__name__)
 
 
+# An empty reply line says so: the reason (an error, a barge-in) is on the line before.
+NOTHING_HEARD = "(nothing was heard)"
+
+
 class PlainView:
     """Writes lines like "12:01:02.345 user: hello" to a text stream."""
 
@@ -70,7 +74,7 @@ class PlainView:
             return f"user: {event.text}"
         if isinstance(event, AssistantSaid):
             mark = " (interrupted)" if event.interrupted else ""
-            return f"assistant{mark}: {event.text}"
+            return f"assistant{mark}: {event.text or NOTHING_HEARD}"
         if isinstance(event, TurnLatency):
             return f"latency turn {event.turn_id}: {latency_line(event)}"
         if isinstance(event, Notice):

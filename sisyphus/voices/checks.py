@@ -36,6 +36,9 @@ CLIP_LEVEL = 0.99
 MAX_CLIPPED_FRACTION = 0.001
 # Speech quieter than this (RMS over the speech parts) is refused.
 MIN_SPEECH_DBFS = -40.0
+# Louder than -20 dBFS and this flat (white noise is ~1, speech ~0.05): a damaged file.
+NOISE_MIN_RMS = 0.1
+NOISE_MIN_FLATNESS = 0.6
 # Below this peak the file is treated as digital silence (not normalised for the VAD).
 SILENCE_PEAK = 1e-4
 
@@ -87,6 +90,7 @@ def check_reference(samples_24k: np.ndarray, source: str = "the recording") -> C
         raise VoiceError(f"{source} holds invalid (NaN or infinite) samples", "export the audio again")
     spans = speech_spans(samples)
     if not spans:
+        _refuse_noise(samples, source)
         raise VoiceError(
             f"no speech found in {source}",
             "use a recording of one person speaking clearly for 5-15 seconds",
@@ -135,6 +139,30 @@ def check_reference(samples_24k: np.ndarray, source: str = "the recording") -> C
         speech_dbfs=dbfs,
         clipped_fraction=clipped,
         warnings=warnings,
+    )
+
+
+def spectral_flatness(samples: np.ndarray) -> float:
+    """Geometric over arithmetic mean of the averaged power spectrum in the speech band:
+    ~1 for white noise, ~0.05 for speech, ~0 for a tone."""
+    from scipy.signal import welch
+
+    freqs, power = welch(samples, fs=RATE_HZ, nperseg=min(1024, samples.size))
+    # 100 Hz - 7 kHz: a file resampled from 16 or 22 kHz has nothing above its old Nyquist.
+    power = power[(freqs >= 100) & (freqs <= 7000)] + 1e-20
+    return float(np.exp(np.mean(np.log(power))) / np.mean(power))
+
+
+def _refuse_noise(samples: np.ndarray, source: str) -> None:
+    """Loud white noise is what a damaged file or a wrong sample format decodes to; say
+    that rather than "no speech found", which sends the user to re-record."""
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+    if rms < NOISE_MIN_RMS or samples.size < 2048 or spectral_flatness(samples) < NOISE_MIN_FLATNESS:
+        return
+    raise VoiceError(
+        f"{source} decodes to loud noise ({20 * np.log10(rms):.0f} dBFS, a flat spectrum), not speech: "
+        "the file looks damaged, or its samples are not in the format its header says",
+        "check that it plays as speech, then export it again as 16-bit PCM WAV",
     )
 
 

@@ -82,8 +82,6 @@ def clone(
     dtype: DtypeOpt = None,
 ) -> None:
     """Clone a voice from 5-15 s of clear speech and store its clone prompt."""
-    from sisyphus.voices.checks import check_reference, to_asr_rate
-
     if (audio is None) == (record is None):
         raise ConfigError("pass exactly one of --audio FILE and --record SECONDS", "see `sisyphus voices clone --help`")
     if text is not None and transcribe:
@@ -95,6 +93,9 @@ def clone(
     library.check_new_name(name, force=force)
     lang = _check_model(cfg, "tts_base")
     samples, source, source_sha = _reference(cfg, audio, record)
+    # Only now torch and Silero: every check above costs milliseconds.
+    from sisyphus.voices.checks import check_reference, to_asr_rate
+
     checked = check_reference(samples, source)
     for warning in checked.warnings:
         _say(f"warning: {warning}")
@@ -133,22 +134,23 @@ def _check_model(cfg: Config, key: Needs) -> str:
 
     Returns the language to use ("auto" or one of the model's languages).
     """
-    from sisyphus.tts.qwen3.config import load_configs
+    from sisyphus.voices.languages import check_language
 
     if remote_endpoint(cfg, key) is not None:
         return cfg.voice.language  # the server checks its own model's kind and languages
     repo = getattr(cfg.models, key)
-    model_config, _ = load_configs(model_folder(cfg, key))
+    path = model_folder(cfg, key) / "config.json"
+    try:  # read here, not through the TTS runtime: no torch import for a refusal
+        kind = json.loads(path.read_text(encoding="utf-8"))["tts_model_type"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path} is missing or malformed", f"run `sisyphus models pull {key.replace('_', '-')}` again") from exc
     wanted = "base" if key == "tts_base" else "custom_voice"
-    if model_config.kind != wanted:
+    if kind != wanted:
         raise ModelError(
-            f"models.{key} ({repo}) is a {model_config.kind} model, not a {wanted} model",
+            f"models.{key} ({repo}) is a {kind} model, not a {wanted} model",
             f"set models.{key} to a Qwen3-TTS ...-{'Base' if wanted == 'base' else 'CustomVoice'} repo or folder",
         )
-    language = cfg.voice.language
-    if language != "auto" and language not in model_config.languages:
-        raise VoiceError(f"unknown language {language!r} for {repo}", "use one of: " + ", ".join(model_config.languages))
-    return language
+    return check_language(cfg, (key,))
 
 
 def _reference(cfg: Config, audio: Path | None, record: float | None) -> tuple[np.ndarray, str, str]:
@@ -164,7 +166,7 @@ def _reference(cfg: Config, audio: Path | None, record: float | None) -> tuple[n
     return samples, "the recording", hashlib.sha256(samples.tobytes()).hexdigest()
 
 
-def _row(info: VoiceInfo, cfg: Config, default: str) -> dict[str, Any]:
+def _row(info: VoiceInfo, cfg: Config, default: str, missing: dict[str, str]) -> dict[str, Any]:
     return {
         "name": info.name,
         "kind": info.kind,
@@ -176,6 +178,7 @@ def _row(info: VoiceInfo, cfg: Config, default: str) -> dict[str, Any]:
         "prompt_model": info.model or None,
         "needs": info.needs,
         "needs_model": getattr(cfg.models, info.needs),
+        "model_downloaded": info.needs not in missing,
         "default": info.name == default,
         "path": str(info.path) if info.path else None,
     }
@@ -191,12 +194,28 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
             r["language"],
             f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-",
             (r["created"] or "-")[:16].replace("T", " "),
-            f"{r['needs']}: {r['needs_model']}",
+            f"{r['needs']}: {r['needs_model']}" + ("" if r["model_downloaded"] else " (not downloaded)"),
         ]
         for r in rows
     ]
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *cells]]
+
+
+def _missing_models(cfg: Config) -> dict[str, str]:
+    """The TTS models not on disk (key → what to tell the user), checked without loading."""
+    from sisyphus.errors import SisyphusError
+
+    uses = {"tts_custom": "for the preset voices", "tts_base": "to clone voices and speak in them"}
+    missing = {}
+    for key, purpose in uses.items():
+        if remote_endpoint(cfg, key) is not None:
+            continue  # served by a server: nothing to download here
+        try:
+            model_folder(cfg, key)
+        except SisyphusError as exc:
+            missing[key] = f"{exc.message} (needed {purpose}): {exc.hint}"
+    return missing
 
 
 @voices_app.command("list")
@@ -206,32 +225,39 @@ def list_voices(
     config: ConfigOpt = None,
 ) -> None:
     """Cloned voices and the CustomVoice preset speakers; * marks the default."""
+    from sisyphus.voices.library import VoiceLibrary
+    from sisyphus.voices.router import official_presets
+
     cfg = read_config(config)
     router = VoiceRouter.from_config(cfg, notify=_say)
     voices, problems = router.library.list()
+    missing = _missing_models(cfg)
     if not router.presets_known and remote_endpoint(cfg, "tts_custom") is not None:
         problems.append(f"preset speakers unknown: the CustomVoice server {cfg.remote.tts_custom_url} "
                         "did not list them (see the warning above)")
-    elif not router.presets_known:
-        problems.append(
-            f"preset speakers unknown: the CustomVoice model {cfg.models.tts_custom} is not on disk "
-            "(sisyphus models pull tts-custom)"
-        )
-    try:
-        default = router.info(cfg.voice.default).name  # "Vivian" marks vivian
-    except VoiceError:
-        default = cfg.voice.default
-    rows = [_row(v, cfg, default) for v in voices]
+    elif not router.presets_known:  # the model is not here: its speakers are the official ones
+        voices += VoiceLibrary(router.library.folder, *official_presets()).presets()
+    wanted = cfg.voice.default.casefold()
+    default = next((v.name for v in voices if v.name == cfg.voice.default), None) or next(
+        (v.name for v in voices if v.kind == "preset" and v.name.casefold() == wanted), cfg.voice.default
+    )
+    rows = [_row(v, cfg, default, missing) for v in voices]
+    notes = [f"note: {text}" for text in missing.values()]
+    if not any(r["default"] for r in rows):
+        notes.append(f"warning: the default voice {cfg.voice.default!r} (voice.default) does not exist")
     if as_json:
-        payload = {"default": default, "library": str(router.library.folder), "voices": rows, "problems": problems}
+        payload = {
+            "default": default, "library": str(router.library.folder), "voices": rows, "problems": problems,
+            "models_missing": sorted(missing),
+        }
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         for line in _table(rows):
             typer.echo(line)
-        if not any(r["default"] for r in rows):
-            typer.echo(f"default voice {cfg.voice.default!r} does not exist (voice.default)")
     for problem in problems:
         _say(f"warning: {problem}")
+    for note in notes:
+        _say(note)
 
 
 @voices_app.command("delete")
@@ -278,8 +304,14 @@ def say(
     cfg = read_config(config, {"device": device, "dtype": dtype, "voice.language": language})
     _refuse_overwriting(output, config, cfg)
     router = VoiceRouter.from_config(cfg, notify=_say)
-    key, _ = router.resolve(name)  # unknown names fail before any load
+    key = router.model_for(name)  # unknown names fail before any load
+    router.check_prompt(name)
     lang = _check_model(cfg, key)
+    if output is None:  # no speaker: say so now, not after the whole reply is synthesised
+        from sisyphus.audio.devices import resolve_device
+
+        resolve_device(cfg.audio.output_device, "output")
+    key, _ = router.resolve(name)  # a cloned voice's prompt, read whole
     models = _models(cfg)
     key, target = router.resolve(name, load=models.tts)
     model = models.tts(key)

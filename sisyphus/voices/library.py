@@ -50,6 +50,12 @@ __all__ = ["PROMPT_FILE", "REFERENCE_RATE_HZ", "Kind", "Needs", "VoiceInfo", "Vo
 log = logging.getLogger(__name__)
 
 _HIDDEN_PREFIXES = (".tmp-", ".old-", ".del-")
+# Device names Windows reserves in every folder, with or without an extension. Names
+# are refused on every platform; NAME_RE already keeps out dots, spaces and <>:"/\\|?*.
+WINDOWS_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul", "conin$", "conout$"]
+    + [f"{port}{n}" for port in ("com", "lpt") for n in [*"0123456789", "\u00b9", "\u00b2", "\u00b3"]]
+)
 
 
 PromptWriter = Callable[[Path], str]
@@ -62,6 +68,11 @@ def validate_name(name: str, preset_speakers: Sequence[str] = ()) -> str:
         raise VoiceError(
             f"invalid voice name {name!r}",
             f"use 1-{NAME_MAX_CHARS} letters, digits, '_' or '-', starting with a letter or digit",
+        )
+    if name.casefold() in WINDOWS_RESERVED:
+        raise VoiceError(
+            f"voice name {name!r} is a reserved device name on Windows and cannot name a folder there",
+            "choose another name (voice libraries move between machines)",
         )
     presets = {p.casefold(): p for p in preset_speakers}
     if name.casefold() in presets:

@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 # later download cannot make a cloned voice and a preset share a name.
 OFFICIAL_SPEAKERS = ("serena", "vivian", "uncle_fu", "ryan", "aiden", "ono_anna", "sohee", "eric", "dylan")
 
+def official_presets() -> tuple[list[str], dict[str, str]]:
+    """The preset speakers (and dialects) of the official CustomVoice config packaged with
+    Sisyphus: what `voices list` shows before the model is downloaded."""
+    from sisyphus.voices.languages import OFFICIAL_DIR
+
+    raw = json.loads((OFFICIAL_DIR / "Qwen3-TTS-12Hz-1.7B-CustomVoice" / "config.json").read_text(encoding="utf-8"))
+    talker = raw["talker_config"]
+    dialects = {s: d for s, d in (talker.get("spk_is_dialect") or {}).items() if isinstance(d, str) and d}
+    return list(talker["spk_id"]), dialects
+
+
 Notify = Callable[[str], None]
 ModelLoader = Callable[[str], Any]
 
@@ -141,6 +152,21 @@ class VoiceRouter:
                 raise
         return self.library.preset_info(name)
 
+    def check_prompt(self, name: str) -> None:
+        """A cloned voice's stored prompt is whole (header only: cheap, no torch)."""
+        from sisyphus.voices.voicefile import check_prompt_file
+
+        info = self.info(name)
+        if info.prompt_path is None or not info.model:
+            return  # a preset, or a voice cloned with a remote Base server (no local prompt yet)
+        try:
+            check_prompt_file(info.prompt_path)
+        except VoiceError as exc:
+            raise VoiceError(
+                f"voice {info.name!r} is damaged: {exc.message}",
+                f"delete it with `sisyphus voices delete {info.name}` and clone it again",
+            ) from exc
+
     def model_for(self, name: str) -> Needs:
         """Which configured TTS model speaks `name` (for the memory strategy and the UI)."""
         return self.info(name).needs
@@ -186,9 +212,14 @@ class VoiceRouter:
         assert info.reference_path is not None
         import soundfile as sf  # here: the CLI imports this module for `--help` too
 
-        reference, rate = sf.read(info.reference_path, dtype="float32")
-        if rate != REFERENCE_RATE_HZ or reference.ndim != 1:
-            raise VoiceError(f"voice {info.name!r}: reference.wav is not 24 kHz mono", "clone it again")
+        import numpy as np
+
+        try:
+            reference, rate = sf.read(info.reference_path, dtype="float32")
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise VoiceError(f"voice {info.name!r} is damaged: its reference.wav cannot be read", "clone it again") from exc
+        if rate != REFERENCE_RATE_HZ or reference.ndim != 1 or not np.all(np.isfinite(reference)):
+            raise VoiceError(f"voice {info.name!r} is damaged: reference.wav is not 24 kHz mono audio", "clone it again")
         return reference
 
     def _prompt(self, info: VoiceInfo) -> Any:
@@ -203,7 +234,13 @@ class VoiceRouter:
             cached = self._prompts.get(info.name)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            prompt = ClonePrompt.load(info.prompt_path)
+            try:
+                prompt = ClonePrompt.load(info.prompt_path)
+            except VoiceError as exc:
+                raise VoiceError(
+                    f"voice {info.name!r} is damaged: {exc.message}",
+                    f"delete it with `sisyphus voices delete {info.name}` and clone it again",
+                ) from exc
             self._prompts[info.name] = (stamp, prompt)
             return prompt
 

@@ -8,7 +8,9 @@ have broken.
 
 from __future__ import annotations
 
+import json
 import re
+import struct
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,14 +19,18 @@ from typing import Any, Literal
 import yaml
 
 from sisyphus.errors import VoiceError
+from sisyphus.yamlread import preview
 
 VOICE_FILE = "voice.yaml"
 REFERENCE_FILE = "reference.wav"
 PROMPT_FILE = "prompt.safetensors"
 REFERENCE_RATE_HZ = 24000
 FORMAT_VERSION = 1
+# The clone prompt's safetensors metadata key (tts/qwen3/prompt.py writes it).
+PROMPT_META_KEY = "sisyphus_clone_prompt"
+MAX_PROMPT_HEADER_BYTES = 1 << 20
 NAME_MAX_CHARS = 64
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\Z")  # \Z, not $: a name never ends in a newline
 
 Kind = Literal["cloned", "preset"]
 Needs = Literal["tts_base", "tts_custom"]
@@ -69,12 +75,15 @@ class VoiceInfo:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """voice.yaml as a mapping; a hand edit gone wrong (or an alias bomb) is a VoiceError."""
+    from sisyphus.yamlread import read_yaml_file
+
+    if not path.exists():
+        raise VoiceError(f"{path.name} is missing")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise VoiceError(f"{path.name} is missing") from exc
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise VoiceError(f"{path.name} cannot be read ({type(exc).__name__})") from exc
+        data = read_yaml_file(path, VoiceError, "")
+    except VoiceError as exc:
+        raise VoiceError(exc.message.replace(str(path), path.name)) from exc
     if not isinstance(data, dict):
         raise VoiceError(f"{path.name} does not hold a mapping")
     return data
@@ -106,11 +115,11 @@ def read_voice(folder: Path) -> VoiceInfo:
         if key not in record:
             raise VoiceError(f"{VOICE_FILE} lacks '{key}'")
         if not isinstance(record[key], types_) or isinstance(record[key], bool):
-            raise VoiceError(f"{VOICE_FILE}: '{key}' has the wrong type ({record[key]!r})")
+            raise VoiceError(f"{VOICE_FILE}: '{key}' has the wrong type ({preview(record[key])})")
     if record["name"] != folder.name:
-        raise VoiceError(f"{VOICE_FILE} names {record['name']!r}, not the folder's name")
+        raise VoiceError(f"{VOICE_FILE} names {preview(record['name'])}, not the folder's name")
     if record["kind"] != "cloned":
-        raise VoiceError(f"{VOICE_FILE}: kind must be 'cloned', got {record['kind']!r}")
+        raise VoiceError(f"{VOICE_FILE}: kind must be 'cloned', got {preview(record['kind'])}")
     # A voice cloned with only a remote Base server has no local prompt yet ("model" is "").
     for needed in (REFERENCE_FILE, PROMPT_FILE) if record["model"] else (REFERENCE_FILE,):
         if not (folder / needed).is_file():
@@ -127,3 +136,36 @@ def read_voice(folder: Path) -> VoiceInfo:
         needs="tts_base",
         path=folder,
     )
+
+
+def check_prompt_file(path: Path) -> None:
+    """Whether a stored clone prompt is whole, from its header alone (no torch, no tensors).
+
+    A safetensors file is an 8-byte header length, a JSON header naming each tensor's
+    byte range, then the data: a truncated, overwritten or foreign file fails here with
+    what is wrong, instead of failing in the TTS thread on every reply.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            head = file.read(8)
+            length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            if not 0 < length <= min(MAX_PROMPT_HEADER_BYTES, size - 8):
+                raise VoiceError(f"{PROMPT_FILE} is not a safetensors file (or is cut short)")
+            header = json.loads(file.read(length))
+    except OSError as exc:
+        raise VoiceError(f"{PROMPT_FILE} cannot be read: {exc.strerror or exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VoiceError(f"{PROMPT_FILE} has a damaged header") from exc
+    if not isinstance(header, dict):
+        raise VoiceError(f"{PROMPT_FILE} has a damaged header")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or PROMPT_META_KEY not in meta or "speaker_embedding" not in header:
+        raise VoiceError(f"{PROMPT_FILE} is not a Sisyphus clone prompt")
+    data_bytes = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_bytes):
+            raise VoiceError(f"{PROMPT_FILE} is cut short or damaged (tensor {preview(name)})")

@@ -57,6 +57,22 @@ def test_a_write_stopped_by_ctrl_c_leaves_nothing_that_counts(tmp_path):
     assert len(calls) == 1
 
 
+def test_a_run_that_finished_first_keeps_its_folder(tmp_path):
+    """Two benches at once: the one that finishes second must not delete (or rename over)
+    the folder the first is already using."""
+    target = tmp_path / "tiny" / "asr"
+
+    def write_while_another_run_finishes(folder: Path) -> None:
+        write_two_files(folder)
+        (folder / "weights.bin").write_bytes(b"ours")
+        write_two_files(target)  # the other run's complete folder lands meanwhile
+        (target / STAMP).write_text(json.dumps(STAMP_VALUE, sort_keys=True), encoding="utf-8")
+
+    assert ensure_folder(target, write_while_another_run_finishes, STAMP_VALUE) == target
+    assert (target / "weights.bin").read_bytes() != b"ours"  # the first run's copy, untouched
+    assert sorted(p.name for p in target.parent.iterdir()) == ["asr"]  # our temporary copy is gone
+
+
 def test_a_write_killed_midway_is_not_reused_and_is_cleaned_up(tmp_path):
     target = tmp_path / "tiny" / "asr"
     child = f"""

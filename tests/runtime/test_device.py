@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sisyphus.errors import ConfigError
-from sisyphus.runtime.device import auto_dtype, cuda_status, pick_device, pick_dtype
+from sisyphus.runtime.device import _driver_present, auto_dtype, cuda_status, pick_device, pick_dtype
 from sisyphus.runtime.memory import memory_snapshot
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the diagnosis without a usable GPU")
@@ -23,7 +23,10 @@ def test_cuda_status_explains_why_and_what_to_install() -> None:
         assert status.cuda_version is None
         assert "CPU-only build" in status.reason
         base = torch.__version__.split("+")[0]
-        assert f"pip install --force-reinstall torch=={base} --index-url https://download.pytorch.org/whl/cu" in status.fix
+        if _driver_present():
+            assert f"pip install torch=={base}+cu128 -i https://download.pytorch.org/whl/cu128" in status.fix
+        else:  # no NVIDIA GPU: a CUDA build would not help, so none is advised
+            assert "no NVIDIA driver found" in status.reason and status.fix == ""
     else:  # a CUDA wheel on a machine without a usable GPU
         assert status.cuda_version == torch.version.cuda
         assert ("driver" in status.reason or "GPU" in status.reason) and status.fix

@@ -14,7 +14,7 @@ import pytest
 
 from tests.voices.helpers import PRESETS, edit_config, run, snapshot, stored
 
-def test_list_table_marks_the_default(config_file: Path, tiny_custom: Path) -> None:
+def test_list_table_marks_the_default(config_file: Path, tiny_custom: Path, tiny_base: Path) -> None:
     stored(config_file, "alice", 6.5)
     stored(config_file, "bob", 4.0, transcript=None)
     result = run(config_file, "list")
@@ -32,7 +32,7 @@ def test_list_table_marks_the_default(config_file: Path, tiny_custom: Path) -> N
     assert result.stderr == ""
 
 
-def test_list_json(config_file: Path) -> None:
+def test_list_json(config_file: Path, tiny_base: Path) -> None:
     stored(config_file, "alice", 6.5)
     result = run(config_file, "list", "--json")
     assert result.exit_code == 0, result.output
@@ -55,7 +55,7 @@ def test_list_reports_a_corrupt_voice_and_goes_on(config_file: Path) -> None:
     data = json.loads(result.stdout)
     assert [v["name"] for v in data["voices"]][:2] == ["alice", "serena"]
     assert data["problems"] == [
-        f"{config_file.parent / 'my-voices' / 'bob'}: voice.yaml cannot be read (ParserError); "
+        f"{config_file.parent / 'my-voices' / 'bob'}: voice.yaml is not valid YAML at line 2: expected ',' or ']', but got '<stream end>'; "
         "delete the folder or clone it again"
     ]
     assert "warning: " in result.stderr and "bob" in result.stderr
@@ -186,16 +186,19 @@ def test_clone_without_the_base_model_says_so_first(config_file: Path, speech_fi
     assert snapshot(config_file.parent / "my-voices") == before
 
 
-def test_list_without_the_custom_voice_model(config_file: Path, tmp_path: Path) -> None:
+def test_list_without_the_custom_voice_model(config_file: Path, tmp_path: Path, tiny_base: Path) -> None:
     stored(config_file, "alice")
     edit_config(config_file, "models.tts_custom", str(tmp_path / "absent"))
     edit_config(config_file, "voice.default", "alice")
     result = run(config_file, "list")
     assert result.exit_code == 0
-    assert [line.split()[:2] for line in result.stdout.splitlines()[1:]] == [["*", "alice"]]
+    rows = [line.split()[:3] for line in result.stdout.splitlines()[1:]]
+    assert rows[0] == ["*", "alice", "cloned"]
+    assert [row[0] for row in rows[1:]] == PRESETS  # the official presets, from the packaged config
+    assert all(line.endswith(f"tts_custom: {tmp_path / 'absent'} (not downloaded)") for line in result.stdout.splitlines()[2:])
     assert result.stderr.strip() == (
-        f"warning: preset speakers unknown: the CustomVoice model {tmp_path / 'absent'} is not on disk "
-        "(sisyphus models pull tts-custom)"
+        f"note: model folder {tmp_path / 'absent'} does not exist (needed for the preset voices): "
+        "fix the path in models.yaml (or the flag)"
     )
 
 

@@ -178,7 +178,7 @@ def corrupt(folder: Path, how: str) -> None:
     ("how", "problem", "folder"),
     [
         ("no_yaml", "voice.yaml is missing", "alice"),
-        ("bad_yaml", "voice.yaml cannot be read (ParserError)", "alice"),
+        ("bad_yaml", "voice.yaml is not valid YAML at line 2: expected ',' or ']', but got '<stream end>'", "alice"),
         ("wrong_type", "voice.yaml: 'audio_seconds' has the wrong type ('long')", "alice"),
         ("renamed", "voice.yaml names 'alice', not the folder's name", "alicia"),
         ("no_prompt", "prompt.safetensors is missing", "alice"),

@@ -73,6 +73,11 @@ class ClonePrompt:
             raise VoiceError(f"clone prompt {path} cannot be read: {exc}", "re-create the voice") from None
         if meta.get("version") != FORMAT_VERSION or "speaker_embedding" not in tensors:
             raise VoiceError(f"clone prompt {path} has an unknown format", "re-create the voice")
+        codes = tensors.get("ref_codes")
+        if not torch.isfinite(tensors["speaker_embedding"]).all() or (
+            codes is not None and (codes.ndim != 2 or codes.numel() == 0 or int(codes.min()) < 0)
+        ):
+            raise VoiceError(f"clone prompt {path} holds damaged values", "re-create the voice")
         return cls(
             speaker_embedding=tensors["speaker_embedding"], ref_codes=tensors.get("ref_codes"),
             ref_text_ids=meta.get("ref_text_ids"), x_vector_only=bool(meta["x_vector_only"]),
