@@ -90,6 +90,8 @@ def build_session(
     `models` lets a caller that already holds loaded models (`sisyphus bench`) run a
     session on them instead of loading a second copy; `talk` leaves it out.
     """
+    from sisyphus.agent.bargein import BargeInPolicy
+    from sisyphus.audio.echo_control import with_echo_control
     from sisyphus.llm.chunker import PhraseChunker
     from sisyphus.llm.client import ChatClient
     from sisyphus.llm.history import History
@@ -121,9 +123,11 @@ def build_session(
         voice=voice,
         language=config.voice.language,
         barge_in=config.barge_in,
+        backchannel=BargeInPolicy.from_config(config.backchannel),
     )
     warn = lambda text: events.put_nowait(Notice(text, "warning"))  # noqa: E731
-    endpointer = open_endpointer(config.vad, warn) if source is not None else None
+    source = with_echo_control(source, sink, config.audio, events)
+    endpointer = open_endpointer(config.vad, warn, onset_events=config.barge_in) if source is not None else None
     parts = SessionParts(
         controller=controller,
         source=source,
