@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,7 @@ FRAME_SAMPLES = MIC_RATE_HZ // 100  # WebRTC processes 10 ms frames
 # the echo lies TARGET_DELAY_MS behind it again.
 DELAY_HINT_MS = TARGET_DELAY_MS = 80
 MIN_DELAY_MS, MAX_DELAY_MS = 20.0, 400.0
+AGREE_MS = 25.0  # two delay estimates this close are one finding
 WINDOW_FRAMES = 10  # 100 ms windows for the echo-reduction figure
 FAR_ACTIVE_DBFS = -50.0  # the reference counts as playing above this level
 ECHO_FLOOR_DBFS = -60.0  # quieter microphone windows hold no echo worth measuring
@@ -136,6 +139,7 @@ class EchoCanceller:
         noise_suppression: bool = True,
         high_pass_filter: bool = True,
         processor: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if echo_cancellation and reference is None:
             raise ValueError("echo cancellation needs the speaker's reference")
@@ -150,6 +154,7 @@ class EchoCanceller:
             high_pass_filter=high_pass_filter, delay_ms=DELAY_HINT_MS,
         )  # fmt: skip
         self._pending = np.zeros(0, dtype=np.float32)
+        self._clock = clock  # the microphone's: how long a block waited before processing
         self.meter = EchoMeter()
         self.frames = 0
 
@@ -169,27 +174,40 @@ class EchoCanceller:
         n_frames = audio.size // FRAME_SAMPLES
         first_s = t_s - (audio.size - 1) / MIC_RATE_HZ  # capture time of audio[0]
         out = np.empty(n_frames * FRAME_SAMPLES, dtype=np.float32)
+        backlog_s = self._clock() - t_s
         for index in range(n_frames):
             frame = audio[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES]
-            out[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES] = self._frame(np.ascontiguousarray(frame))
+            out[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES] = self._frame(np.ascontiguousarray(frame), backlog_s)
         self._pending = audio[n_frames * FRAME_SAMPLES :].copy()
         self.frames += n_frames
         return out, first_s + (out.size - 1) / MIC_RATE_HZ
 
-    def _frame(self, near: np.ndarray) -> np.ndarray:
+    def _frame(self, near: np.ndarray, backlog_s: float) -> np.ndarray:
         if self._reader is None:
             return self._processor.process(near)
-        far = self._reader.next_frame(FRAME_SAMPLES)
+        far = self._reader.next_frame(FRAME_SAMPLES, backlog_s)
         cleaned = self._processor.process(near, far)
         self.meter.add(near, cleaned, far)
         delay_ms = self._tracker.add(near, far)
         if delay_ms is not None:
-            self.delay_ms = delay_ms
-            if not MIN_DELAY_MS <= delay_ms <= MAX_DELAY_MS:
-                log.info("echo found %.0f ms behind its reference; realigning to %d ms", delay_ms, TARGET_DELAY_MS)
-                self._reader.move(int((TARGET_DELAY_MS - delay_ms) * MIC_RATE_HZ / 1000))
-                self._tracker.reset()
+            self._realign_if_needed(delay_ms)
         return cleaned
+
+    def _realign_if_needed(self, delay_ms: float) -> None:
+        """Move the reference when two estimates in a row agree that the echo is out of range.
+
+        A move is a jump AEC3 needs seconds to recover from, so one stray estimate (the
+        user talking, a reverberant room smearing the peak) is never enough.
+        """
+        previous, self.delay_ms = self.delay_ms, delay_ms
+        out_of_range = not MIN_DELAY_MS <= delay_ms <= MAX_DELAY_MS
+        if not out_of_range or previous is None or abs(previous - delay_ms) > AGREE_MS:
+            return
+        log.info("echo found %.0f ms behind its reference; realigning to %d ms", delay_ms, TARGET_DELAY_MS)
+        assert self._reader is not None
+        self._reader.move(int((TARGET_DELAY_MS - delay_ms) * MIC_RATE_HZ / 1000))
+        self._tracker.reset()
+        self.delay_ms = None
 
     @property
     def realignments(self) -> int:

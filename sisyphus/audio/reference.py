@@ -41,6 +41,10 @@ MAX_LAG_MS = 600.0  # a reader further behind the newest audio than this starts 
 # A reader still ahead after the speaker took this much new audio missed a gap (an
 # underrun the host API did not report) and starts over.
 AHEAD_MS = 100.0
+# Until the speaker first plays something, the reader keeps re-anchoring on the newest
+# audio, so the first reply starts from an alignment the starting streams (a burst of
+# input, a stalled first output block) did not skew. From then on it never jumps without
+# cause: AEC3 takes seconds to recover from even a 20 ms jump of its reference.
 
 
 class FarEndReference:
@@ -110,11 +114,19 @@ class ReferenceReader:
         self._ahead_limit = int(round(AHEAD_MS * per_ms))
         self._cursor: int | None = None
         self._ahead_since: int | None = None  # what had been written when the reader got ahead
+        self._heard = False  # the speaker has played something
         self.restarts = 0  # the reader fell too far behind (or ran ahead) and started over
         self.moves = 0  # corrections from the measured delay
 
-    def next_frame(self, count: int) -> np.ndarray:
+    def next_frame(self, count: int, backlog_s: float = 0.0) -> np.ndarray:
+        """The next `count` samples of the reference.
+
+        `backlog_s`: how long ago the microphone frame was captured (blocks queue up on a
+        busy machine); an anchor on the newest audio goes back that far.
+        """
         written = self._reference.written
+        if not self._heard:
+            self._cursor = written - self._margin - int(max(0.0, backlog_s) * self._reference.out_rate_hz)
         lag = None if self._cursor is None else written - self._cursor
         if lag is None or lag >= count:
             self._ahead_since = None
@@ -126,6 +138,7 @@ class ReferenceReader:
             self._cursor, self._ahead_since = written - self._margin, None
         frame = self._reference.read(self._cursor, count)
         self._cursor += count
+        self._heard = self._heard or bool(frame.any())
         return frame
 
     def move(self, samples: int) -> None:
@@ -146,7 +159,7 @@ class DelayTracker:
     DECIMATE = 4
 
     def __init__(self, rate_hz: int = MIC_RATE_HZ, window_s: float = 2.0, every_s: float = 0.5,
-                 max_delay_s: float = 0.6, min_correlation: float = 0.3) -> None:  # fmt: skip
+                 max_delay_s: float = 0.6, min_correlation: float = 0.15) -> None:  # fmt: skip
         self._rate_hz = rate_hz // self.DECIMATE
         self._size = int(window_s * self._rate_hz)
         self._every = int(every_s * self._rate_hz)

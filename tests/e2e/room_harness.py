@@ -35,6 +35,9 @@ from tests.agent.fakes import ScriptedLLM
 from tests.support.speech import espeak
 
 SPEAKER_RATE_HZ = 24_000
+# Turns end on silence alone and no reply is prepared at pauses: the scripted LLM's replies
+# then map one to one onto turns (semantic end of turn has its own tests).
+VAD = VadConfig(turn_model="none", preempt_silence_ms=None)
 CHUNK_SAMPLES = 1920  # 80 ms, one Qwen3-TTS codec frame
 
 
@@ -54,6 +57,14 @@ class EspeakTTS:
             if cancel is not None and cancel.is_set():
                 return
             yield audio[start : start + CHUNK_SAMPLES]
+
+
+def warm_up(replies: list[str]) -> None:
+    """Speak every phrase of the replies once now, so espeak-ng never runs while audio plays."""
+    for reply in replies:
+        chunker = PhraseChunker()
+        for phrase in [*chunker.push(reply), *chunker.flush()]:
+            _spoken(phrase)
 
 
 def spoken_seconds(text: str) -> float:
@@ -138,6 +149,7 @@ def room_session(tmp: Path, replies: list[str], *, echo_cancellation: str = "on"
     sink = SpeakerSink(None, latency=0.1)  # as tests/support/pulse.py advises: no underruns on a busy VM
     audio = AudioConfig(echo_cancellation=echo_cancellation)  # type: ignore[arg-type]
     source = with_echo_control(MicSource(None), sink, audio, events_queue)
+    warm_up(replies)
     asr, llm, events = SayingASR(), ScriptedLLM(list(replies), delta_chars=12), Events()
     history = History("be brief", 20)
     controller = TurnController(
@@ -146,7 +158,7 @@ def room_session(tmp: Path, replies: list[str], *, echo_cancellation: str = "on"
     )  # fmt: skip
     writer = TranscriptWriter(tmp / "sessions", {"voice": "espeak"})
     parts = SessionParts(
-        controller=controller, source=source, sink=sink, endpointer=Endpointer(VadConfig(), onset_events=True), events=events_queue,
+        controller=controller, source=source, sink=sink, endpointer=Endpointer(VAD, onset_events=True), events=events_queue,
         consumers=[events, writer], read_keyboard=False, inputs=inputs,
     )  # fmt: skip
     return RoomSession(parts, inputs, events, asr, llm, history, sink, transcript=writer.path)
