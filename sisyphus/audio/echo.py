@@ -41,6 +41,13 @@ FRAME_SAMPLES = MIC_RATE_HZ // 100  # WebRTC processes 10 ms frames
 DELAY_HINT_MS = TARGET_DELAY_MS = 80
 MIN_DELAY_MS, MAX_DELAY_MS = 20.0, 400.0
 AGREE_MS = 25.0  # two delay estimates this close are one finding
+# AEC3 starts cold and needs about a second of playback to converge, and as long again
+# after its reference jumps; meanwhile the echo leaks through loud enough for the VAD to
+# call it speech. For that much playback the cleaned signal is held 40 dB down: the
+# assistant cannot be interrupted in the first moments of its first reply, rather than
+# interrupting itself.
+CONVERGE_S = 1.5
+CONVERGING_GAIN = 0.01
 WINDOW_FRAMES = 10  # 100 ms windows for the echo-reduction figure
 FAR_ACTIVE_DBFS = -50.0  # the reference counts as playing above this level
 ECHO_FLOOR_DBFS = -60.0  # quieter microphone windows hold no echo worth measuring
@@ -140,6 +147,7 @@ class EchoCanceller:
         high_pass_filter: bool = True,
         processor: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        converge_s: float = CONVERGE_S,
     ) -> None:
         if echo_cancellation and reference is None:
             raise ValueError("echo cancellation needs the speaker's reference")
@@ -155,6 +163,9 @@ class EchoCanceller:
         )  # fmt: skip
         self._pending = np.zeros(0, dtype=np.float32)
         self._clock = clock  # the microphone's: how long a block waited before processing
+        self._converge_frames = int(converge_s * MIC_RATE_HZ / FRAME_SAMPLES)
+        self._converging = self._converge_frames  # far-active frames left to hold down
+        self._jumps = 0  # the reader's realignments seen so far
         self.meter = EchoMeter()
         self.frames = 0
 
@@ -187,7 +198,13 @@ class EchoCanceller:
             return self._processor.process(near)
         far = self._reader.next_frame(FRAME_SAMPLES, backlog_s)
         cleaned = self._processor.process(near, far)
-        self.meter.add(near, cleaned, far)
+        self.meter.add(near, cleaned, far)  # the canceller's own figure, before any holding down
+        if self.realignments != self._jumps:
+            self._jumps = self.realignments
+            self._converging = self._converge_frames
+        if self._converging > 0 and float(np.dot(far, far)) > 0.0:
+            self._converging -= 1
+            cleaned = cleaned * CONVERGING_GAIN
         delay_ms = self._tracker.add(near, far)
         if delay_ms is not None:
             self._realign_if_needed(delay_ms)

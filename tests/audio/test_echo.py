@@ -104,7 +104,7 @@ def test_aec3_removes_at_least_25_db_of_a_simulated_room_echo_and_keeps_the_user
     assert np.median(run.reduction_db) >= 25.0, run.reduction_db
     assert run.realignments == 0  # the echo was where the reference put it
     user = soxr.resample(replies()[-1], SPEAKER_RATE_HZ, MIC_RATE_HZ).astype(np.float32) * 0.25
-    talked_over = simulate(replies()[:1], user=user)
+    talked_over = simulate(replies()[:2], user=user)
     assert talked_over.kept_db is not None and talked_over.kept_db > -10.0  # the user comes through
 
 
@@ -147,3 +147,26 @@ def test_blocks_of_any_size_come_out_whole_frames_with_the_time_of_their_last_sa
         EchoCanceller(None)
     plain = EchoCanceller(None, echo_cancellation=False)
     assert plain.describe() == "noise suppression, high-pass filter"
+
+
+def test_the_first_moments_of_playback_are_held_down_while_aec3_converges():
+    rng = np.random.default_rng(2)
+    played = (0.1 * rng.standard_normal(3 * SPEAKER_RATE_HZ)).astype(np.float32)
+    near = (0.05 * rng.standard_normal(3 * MIC_RATE_HZ)).astype(np.float32)  # no echo: AEC3 leaves it
+
+    def cleaned(converge_s: float) -> np.ndarray:
+        reference = FarEndReference()
+        canceller = EchoCanceller(reference, noise_suppression=False, clock=lambda: 0.0, converge_s=converge_s)
+        out = []
+        for index in range(near.size // FRAME_SAMPLES):
+            if reference.written < (index + 3) * FRAME_SAMPLES:
+                start = index * BLOCK // 2
+                reference.write(played[start : start + BLOCK], 0.0)
+            out.append(canceller.process(near[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES], 0.0)[0])
+        return np.concatenate(out)
+
+    held, plain = cleaned(1.5), cleaned(0.0)
+    first, later = slice(MIC_RATE_HZ // 10, MIC_RATE_HZ), slice(2 * MIC_RATE_HZ, 3 * MIC_RATE_HZ)
+    ratio_db = 10 * np.log10(np.sum(held[first] ** 2) / np.sum(plain[first] ** 2))
+    assert ratio_db == pytest.approx(-40.0, abs=0.5)  # held 40 dB down while converging
+    np.testing.assert_allclose(held[later], plain[later], atol=1e-6)  # then untouched
