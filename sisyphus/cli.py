@@ -149,7 +149,7 @@ def models_list(config: ConfigOpt = None) -> None:
 def bench(
     stages: Annotated[
         Optional[list[str]],
-        typer.Argument(help="Stages to run: vad, turn, asr, tts, llm, pipeline (default: vad turn asr tts pipeline; llm only when named).", show_default=False),
+        typer.Argument(help="Stages to run: vad, turn, asr, tts, llm, pipeline, aec (default: vad turn asr tts pipeline; llm and aec only when named).", show_default=False),
     ] = None,
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Real-size models with random weights (no downloads; generation lengths forced).")] = False,
     size: Annotated[str, typer.Option("--size", help="With --random-weights: auto (full on CUDA, reduced on CPU), reduced, full, or tiny (test widths: runs in seconds, figures mean nothing).")] = "auto",

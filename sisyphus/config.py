@@ -25,6 +25,7 @@ Device = str  # auto | cpu | cuda | cuda:N
 DType = Literal["auto", "bf16", "fp16", "fp32"]
 MemoryStrategy = Literal["resident", "lazy-tts", "swap"]
 TurnModelName = Literal["smart-turn", "none"]
+EchoMode = Literal["auto", "on", "off"]
 
 
 def _rule(check: str, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
@@ -77,6 +78,9 @@ class VadConfig:
     # Silence after which a reply is prepared ahead (held back until the turn ends there,
     # dropped unheard when speech resumes); null: no preemptive replies.
     preempt_silence_ms: int | None = field(default=96, metadata=_rule("closed", 32, 5000))
+    # Voiced audio after which a reply in flight pauses (barge-in); it resumes if the sound
+    # stops short of min_speech_ms, and a backchannel resumes it too (see backchannel).
+    pause_after_ms: int = field(default=96, metadata=_rule("closed", 32, 5000))
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,27 @@ class AudioConfig:
     input_block_ms: int = field(default=32, metadata=_rule("closed", 8, 256))
     # Speaker block: playback can be stopped within one block.
     output_block_ms: int = field(default=20, metadata=_rule("closed", 5, 200))
+    # Cancel the speaker's echo in the microphone (WebRTC AEC3) so barge-in works with open
+    # speakers: auto = whenever a microphone and a sound output device are in use.
+    echo_cancellation: EchoMode = "auto"
+    # WebRTC noise suppression and high-pass filter on the microphone, before VAD.
+    noise_suppression: bool = True
+    high_pass_filter: bool = True
+
+
+BACKCHANNELS = (
+    "mm", "mhm", "mm-hm", "hm", "uh-huh", "ah", "oh", "yeah", "yes", "yep", "ok", "okay", "right", "sure",
+    "i see", "got it", "嗯", "对", "好", "好的", "是", "是的", "对的", "哦", "啊",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BackchannelConfig:
+    # Speech during a reply pauses it. If the speech ends within this time and ASR finds no
+    # words or only backchannels, the reply resumes; otherwise it is cancelled (turn taken).
+    max_speech_ms: int = field(default=1500, metadata=_rule("closed", 100, 10000))
+    # What counts as a backchannel: case, punctuation and repeats ("yeah yeah") are ignored.
+    words: tuple[str, ...] = BACKCHANNELS
 
 
 @dataclass(frozen=True)
@@ -156,6 +181,7 @@ class Config:
     audio: AudioConfig = AudioConfig()
     tts: TtsConfig = TtsConfig()
     remote: RemoteConfig = RemoteConfig()
+    backchannel: BackchannelConfig = BackchannelConfig()
     # Folder the config was read from (relative paths resolve against it).
     base_dir: str = field(default=".", metadata={"internal": True})
 
@@ -182,6 +208,7 @@ ENV_VARS: dict[str, str] = {
     "SISYPHUS_ASR_API_KEY": "remote.asr_api_key",
     "SISYPHUS_TTS_CUSTOM_API_KEY": "remote.tts_custom_api_key",
     "SISYPHUS_TTS_BASE_API_KEY": "remote.tts_base_api_key",
+    "SISYPHUS_ECHO_CANCELLATION": "audio.echo_cancellation",
 }
 
 DEFAULT_CONFIG_NAME = "models.yaml"
@@ -329,7 +356,15 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     """Accept a value of the declared type; strings from env/flags are parsed."""
     origin = get_origin(hint)
     if origin is Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(get_args(hint)):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         return (value in get_args(hint), value)
+    if origin is tuple:
+        if isinstance(value, str):  # from the environment or a flag: comma-separated
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value):
+            return True, tuple(v.strip() for v in value)
+        return False, value
     if origin in (Union, types.UnionType):
         args = get_args(hint)
         if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "") and type(None) in args):
@@ -383,6 +418,8 @@ def _describe(hint: Any) -> str:
     origin = get_origin(hint)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    if origin is tuple:
+        return "a list of non-empty strings"
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in get_args(hint))
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(

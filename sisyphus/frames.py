@@ -38,7 +38,27 @@ class AudioBlock:
 class SpeechStarted:
     """VAD saw the minimum speech: a turn begins (and a reply in flight is barged into)."""
 
-    t_s: float
+    t_s: float  # when speech began (the first voiced frame)
+    detected_s: float | None = None  # when the VAD decided (end of the deciding frame)
+
+
+@dataclass(frozen=True)
+class SpeechOnset:
+    """The first voiced frames, before they count as speech: a reply in flight pauses on them.
+
+    Sent only by an Endpointer made with `onset_events=True`; followed by SpeechStarted, or
+    by SpeechDismissed when the voiced frames stop short of `min_speech_ms`.
+    """
+
+    t_s: float  # the first voiced frame
+    detected_s: float  # end of the frame that made it an onset
+
+
+@dataclass(frozen=True)
+class SpeechDismissed:
+    """The voiced frames after a SpeechOnset never became speech (a cough, a knock)."""
+
+    t_s: float  # the onset it dismisses
 
 
 @dataclass(frozen=True)
@@ -186,3 +206,29 @@ class PreemptiveReply:
     text: str  # what the user had said at the pause
     turn_id: int | None = None
     head_start_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class EchoStatus:
+    """The microphone's echo canceller: whether it runs, and how much echo it removed.
+
+    Sent when the microphone opens, then after each stretch of playback (about one reply).
+    """
+
+    state: str  # "on" | "off"
+    detail: str = ""  # what runs (AEC3, noise suppression, ...) or why it is off
+    echo_reduction_db: float | None = None  # median over 100 ms windows of the last stretch
+    echo_dbfs: float | None = None  # what the microphone heard while the reply played
+    seconds: float = 0.0  # playback the figure covers
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    """Speech during a reply: the reply `paused`, then `resumed` (a backchannel) or `cancelled`."""
+
+    turn_id: int
+    action: str  # "paused" | "resumed" | "cancelled"
+    text: str = ""  # what the user said, when it was transcribed
+    speech_ms: float | None = None  # how long the user spoke
+    pause_ms: float | None = None  # from speech start to the speaker going quiet
+    vad_ms: float | None = None  # from speech start to the VAD's decision that it was speech

@@ -10,9 +10,10 @@ Line types: `session` (first; the meta given at start and `started`), `user`,
 `finish_reason`), `latency` (ms after the end of the user's speech), `turn_end` (why the
 endpointer ended the turn: reason, silence waited, Smart Turn's probability and cost),
 `preempt` (a reply prepared at a pause: `hit` true when it played, false when it was
-dropped unheard, with what the user had said then), `voice` (a switch with `/voice NAME`),
-`notice` (warnings and errors), `end`. Every line but the first carries `time` (ISO 8601,
-local time with offset).
+dropped unheard, with what the user had said then), `barge_in` (a reply paused by speech,
+then resumed or cancelled), `echo` (the echo canceller's state, then its echo reduction
+after each reply), `voice` (a switch with `/voice NAME`), `notice` (warnings and errors),
+`end`. Every line but the first carries `time` (ISO 8601, local time with offset).
 
 Text is stored raw, as the models produced it; control characters, bidi formats and lone
 surrogates are written as JSON escapes, so `cat` on a transcript never drives the
@@ -32,7 +33,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from sisyphus.errors import SisyphusError
-from sisyphus.frames import AssistantSaid, Notice, PreemptiveReply, TurnEnded, TurnLatency, UserSaid
+from sisyphus.frames import (
+    AssistantSaid,
+    BargeIn,
+    EchoStatus,
+    Notice,
+    PreemptiveReply,
+    TurnEnded,
+    TurnLatency,
+    UserSaid,
+)
 from sisyphus.safetext import escape_json_controls, redact_urls
 from sisyphus.ui.events import VoiceChanged
 
@@ -189,6 +199,25 @@ def _record(event: object) -> dict[str, Any] | None:
     if isinstance(event, PreemptiveReply):
         return {"type": "preempt", "turn_id": event.turn_id, "hit": event.hit, "text": event.text,
                 "head_start_ms": event.head_start_ms}
+    if isinstance(event, BargeIn):
+        return {
+            "type": "barge_in",
+            "turn_id": event.turn_id,
+            "action": event.action,
+            "text": event.text,
+            "speech_ms": event.speech_ms,
+            "pause_ms": event.pause_ms,
+            "vad_ms": event.vad_ms,
+        }
+    if isinstance(event, EchoStatus):
+        return {
+            "type": "echo",
+            "state": event.state,
+            "detail": event.detail,
+            "echo_reduction_db": event.echo_reduction_db,
+            "echo_dbfs": event.echo_dbfs,
+            "seconds": event.seconds,
+        }
     if isinstance(event, Notice) and event.level in NOTICE_LEVELS_KEPT:
         return {"type": "notice", "level": event.level, "text": redact_urls(event.text)}
     if isinstance(event, VoiceChanged):

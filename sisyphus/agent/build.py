@@ -109,6 +109,8 @@ def build_session(
     `models` lets a caller that already holds loaded models (`sisyphus bench`) run a
     session on them instead of loading a second copy; `talk` leaves it out.
     """
+    from sisyphus.agent.bargein import BargeInPolicy
+    from sisyphus.audio.echo_control import with_echo_control
     from sisyphus.llm.chunker import PhraseChunker
     from sisyphus.llm.history import History
     from sisyphus.transcript import TranscriptWriter, default_transcript_dir
@@ -142,10 +144,13 @@ def build_session(
         voice=voice,
         language=config.voice.language,
         barge_in=config.barge_in,
+        backchannel=BargeInPolicy.from_config(config.backchannel),
     )
     warn = lambda text: events.put_nowait(Notice(text, "warning"))  # noqa: E731
+    source = with_echo_control(source, sink, config.audio, events)
     # With every model remote, Silero runs on onnxruntime and the session never imports torch.
-    endpointer = open_endpointer(config.vad, warn, model=_onnx_vad() if light else None) if source is not None else None
+    endpointer = (open_endpointer(config.vad, warn, model=_onnx_vad() if light else None, onset_events=config.barge_in)
+                  if source is not None else None)
     parts = SessionParts(
         controller=controller,
         source=source,

@@ -2,8 +2,10 @@
 
 It consumes input events (VAD's SpeechStarted/Utterance, typed text, commands) from one
 queue and owns the state machine idle → listening → transcribing → thinking → speaking.
-A reply is a single task (LLM stream → phrase chunker → TTS → speaker); a barge-in
-cancels that task, flushes the speaker, and the history keeps only what was heard.
+A reply is a single task (LLM stream → phrase chunker → TTS → speaker). Speech during a
+reply pauses the speaker and keeps the reply; when the speech ends it either resumes (a
+backchannel, see agent/bargein.py) or is cancelled: the task is cancelled, the speaker
+flushed, and the history keeps only what was heard.
 Model work runs on one worker thread per model, never on the event loop.
 A reply may also be prepared at a pause inside a turn (TurnPaused): it runs held back,
 and is adopted when the turn ends there or dropped unheard (`sisyphus.agent.preempt`).
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sisyphus.agent.bargein import BargeInPolicy, ReplyPause
 from sisyphus.agent.heard import INTERRUPTED_MARK, ReplyAudio
 from sisyphus.agent.preempt import PreparedReplies
 from sisyphus.errors import SisyphusError
@@ -33,6 +36,8 @@ from sisyphus.frames import (
     AssistantSaid,
     Notice,
     PreemptiveReply,
+    SpeechDismissed,
+    SpeechOnset,
     SpeechResumed,
     SpeechStarted,
     State,
@@ -91,6 +96,9 @@ class Sink(Protocol):
 
     def write(self, turn_id: int, samples: np.ndarray) -> None: ...
     def flush(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def last_sound_end_s(self, turn_id: int) -> float | None: ...
     def played_samples(self, turn_id: int) -> int: ...
     async def drained(self, turn_id: int) -> None: ...
     def first_sound_s(self, turn_id: int) -> float | None: ...
@@ -128,6 +136,7 @@ class TurnController:
         language: str | None = None,
         barge_in: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        backchannel: BargeInPolicy | None = None,
     ) -> None:
         self._asr = asr
         self._llm = llm
@@ -140,6 +149,7 @@ class TurnController:
         self._language = language
         self.barge_in = barge_in
         self._clock = clock
+        self._pause = ReplyPause(sink, self._emit, backchannel or BargeInPolicy())
         self._asr_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-asr")
         self._tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sisyphus-tts")
         self._turn_ids = 0
@@ -161,6 +171,9 @@ class TurnController:
         try:
             while (item := await inputs.get()) is not None:
                 await self._handle(item)
+            if self._pause.held is not None:  # input ended mid-pause: let the reply finish
+                self._pause.forget()
+                self._sink.resume()
             if self._reply is not None:
                 await asyncio.wait([self._reply])
                 if not self._reply.cancelled():
@@ -176,8 +189,15 @@ class TurnController:
             if self.replying:
                 if not self.barge_in:
                     return
-                await self.interrupt(reason="barge-in")
+                if self._turn is not None:
+                    self._pause.hold(self._turn.id, item.t_s, confirmed=True, started_s=item.detected_s)
             self._set_state(State.LISTENING)
+        elif isinstance(item, SpeechOnset):
+            if self.replying and self.barge_in and self._turn is not None:
+                self._pause.hold(self._turn.id, item.t_s)
+        elif isinstance(item, SpeechDismissed):
+            if (released := self._pause.release_false_start()) is not None:
+                self._show_resumed(released.turn_id)
         elif isinstance(item, Utterance):
             if self.replying and not self.barge_in:
                 return
@@ -189,6 +209,8 @@ class TurnController:
             await self._prepared.drop("the user went on")
         elif isinstance(item, TypedText):
             # Typed lines queue up like chat messages: each waits for the reply before it.
+            if self._pause.held is not None:  # typing over a paused reply takes the turn
+                await self.interrupt(reason="typed over a paused reply")
             if self._reply is not None:
                 await asyncio.wait([self._reply])  # never raises the reply's outcome
             # Latency counts from when the turn starts, not from when a queued line was typed.
@@ -201,12 +223,16 @@ class TurnController:
             log.warning("ignored input event %r", item)
 
     async def _on_utterance(self, utt: Utterance) -> None:
-        await self.interrupt(reason="barge-in")
-        if utt.final and self._prepared.pending and await self._adopt_prepared(utt):
-            return
-        await self._prepared.drop("the turn went on")
+        paused = self._pause.held
+        if paused is None:
+            await self.interrupt(reason="barge-in")
+            if await self._adopted(utt):
+                return
         self._set_state(State.TRANSCRIBING)
         if self._asr is None:
+            if paused is not None:
+                self._pause.forget()
+                self._sink.resume()
             self._notice("speech heard, but no ASR engine is loaded", "warning")
             self._set_state(State.IDLE)
             return
@@ -219,10 +245,19 @@ class TurnController:
                 log.debug("transcription failed", exc_info=True)
             self._notice(_failure_line("transcription", exc), "error")
             self._pieces = []
-            self._set_state(State.IDLE)
+            if paused is not None and await self._settle(utt, ""):
+                await self._prepared.drop("a paused reply resumed")
+            else:
+                self._set_state(State.IDLE)
             return
         asr_ms = (self._clock() - started) * 1000
         text = text.strip()
+        if paused is not None:
+            if await self._settle(utt, text):
+                await self._prepared.drop("a backchannel")
+                return  # the reply plays on and the speech is no turn
+            if await self._adopted(utt):
+                return
         if text:
             self._pieces.append(text)
         if not utt.final:
@@ -235,6 +270,13 @@ class TurnController:
         self._start_reply(user_text, utt.end_s, timing)
         if utt.decision is not None:
             self._emit(TurnEnded(self._turn_ids, utt.decision))
+
+    async def _adopted(self, utt: Utterance) -> bool:
+        """Play the reply prepared for this turn if there is one; drop any other preparation."""
+        if utt.final and self._prepared.pending and await self._adopt_prepared(utt):
+            return True
+        await self._prepared.drop("the turn went on")
+        return False
 
     async def _adopt_prepared(self, utt: Utterance) -> bool:
         """A hit: the turn ended on the words a reply was prepared for, and that reply plays now."""
@@ -271,8 +313,26 @@ class TurnController:
         self._set_state(State.THINKING)
         self._reply = asyncio.create_task(self._run_reply(turn), name=f"reply-{turn.id}")
 
+    async def _settle(self, utt: Utterance, text: str) -> bool:
+        """The speech over a paused reply ended: resume it after a backchannel (True), else cancel it."""
+        turn_id = self._pause.held.turn_id if self._pause.held else -1
+        if self._pause.decide(utt, text):
+            self._show_resumed(turn_id)
+            return True
+        await self.interrupt(reason="barge-in")
+        self._sink.resume()  # a reply that ended while paused (nothing to flush) left it paused
+        return False
+
+    def _show_resumed(self, turn_id: int) -> None:
+        turn = self._turn if self._turn is not None and self._turn.id == turn_id else None
+        if turn is None:
+            self._set_state(State.IDLE)  # the reply had ended meanwhile
+        else:
+            self._set_state(State.SPEAKING if turn.first_audio_s is not None else State.THINKING)
+
     async def interrupt(self, reason: str) -> None:
         """Cancel the reply in flight (if any) and record what was heard of it."""
+        self._pause.forget()
         task, turn = self._reply, self._turn
         if task is None or turn is None or task.done():
             return

@@ -49,6 +49,8 @@ class SessionParts:
     voice_names: Callable[[], list[str]] | None = None
     # Typed lines from a key-by-key editor under the dashboard; None reads stdin's lines.
     typed_lines: Callable[[], Iterable[str]] | None = None
+    # The controller's input queue; given, others (tests, scripts) can feed it typed turns.
+    inputs: asyncio.Queue | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class SessionResult:
 
 async def run_session(parts: SessionParts) -> SessionResult:
     """Run until the input ends, the user quits, or a fatal error; always cleans up."""
-    inputs: asyncio.Queue = asyncio.Queue(maxsize=256)
+    inputs: asyncio.Queue = parts.inputs if parts.inputs is not None else asyncio.Queue(maxsize=256)
     stop = asyncio.Event()
     reason = "ended"
     dispatcher = asyncio.create_task(run_view(Tee(*parts.consumers), parts.events), name="events")

@@ -194,7 +194,7 @@ def config_summary(config: Config, options: TalkOptions, voice: str | None = Non
     source = "keyboard" if options.text_mode else (str(options.input_file) if options.input_file else f"mic {config.audio.input_device or 'default'}")
     sink = str(options.output_file) if options.output_file else f"speaker {config.audio.output_device or 'default'}"
     return [
-        f"input: {source}; output: {sink}; barge-in: {'on' if config.barge_in else 'off'}",
+        f"input: {source}; output: {sink}; barge-in: {'on' if config.barge_in else 'off'}; echo cancellation: {config.audio.echo_cancellation}",
         f"device: {config.device}, dtype: {config.dtype}, memory: {config.memory}",
         f"ASR: {_where(config, 'asr')}",
         f"TTS: {_where(config, 'tts_custom')} (preset voices), {_where(config, 'tts_base')} (cloned voices)",

@@ -2,7 +2,7 @@
 
 The loop writes turn-tagged chunks; a consumer (PortAudio's callback thread for the
 speaker, a clock-driven task for a WAV file) pulls fixed-size blocks, getting silence when
-nothing is queued. Per-turn counts of written, played and dropped samples are what let
+nothing is queued (or while playback is paused). Per-turn counts of written, played and dropped samples are what let
 the turn controller keep only the words that were heard after a barge-in. Pulling never
 allocates more than one block and never waits for the loop, so it is safe in a realtime
 callback.
@@ -39,6 +39,7 @@ class PlaybackBuffer:
         self._chunks: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._offset = 0  # samples of the head chunk already played
         self._turns: dict[int, _TurnCounts] = {}
+        self._paused = False
 
     def push(self, turn_id: int, samples: np.ndarray) -> None:
         block = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
@@ -58,7 +59,7 @@ class PlaybackBuffer:
         filled = 0
         drained: list[int] = []
         with self._lock:
-            while filled < out.size and self._chunks:
+            while filled < out.size and self._chunks and not self._paused:
                 turn_id, chunk = self._chunks[0]
                 take = min(out.size - filled, chunk.size - self._offset)
                 out[filled : filled + take] = chunk[self._offset : self._offset + take]
@@ -78,9 +79,24 @@ class PlaybackBuffer:
         out[filled:] = 0.0
         return drained
 
-    def flush(self) -> list[int]:
-        """Drop everything queued; returns the turns that lost audio."""
+    def pause(self) -> None:
+        """Hold the queued audio: pulls give silence until `resume` (or `flush`), nothing is lost."""
         with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Play on from the sample where `pause` stopped."""
+        with self._lock:
+            self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def flush(self) -> list[int]:
+        """Drop everything queued (a pause ends with it); returns the turns that lost audio."""
+        with self._lock:
+            self._paused = False
             touched: list[int] = []
             for index, (turn_id, chunk) in enumerate(self._chunks):
                 lost = chunk.size - (self._offset if index == 0 else 0)

@@ -2,7 +2,11 @@
 
 Both sinks share one contract: `write` queues a turn's 24 kHz audio without blocking,
 `flush` drops everything queued (barge-in) so playback stops within one output block,
+`pause`/`resume` hold a reply without losing it (a barge-in that may be a backchannel),
 and per-turn counts say how much of each turn was actually played and when it started.
+Every block a sink plays, silence included, also goes to its `monitor` (the echo
+canceller's far-end reference) with the clock time it was handed to the device, and
+whether the device ran dry before it (an underrun: the speaker played silence meanwhile).
 The speaker is pulled by PortAudio's callback thread; the file sink is pulled by a task
 that advances block by block on the session clock, so `--output` holds exactly what would
 have been heard, silence included, aligned with `--input`.
@@ -30,6 +34,7 @@ __all__ = ["AudioSink", "FileSink", "SpeakerSink", "list_devices", "resolve_devi
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+Monitor = Callable[[np.ndarray, float, bool], None]  # (block as played, clock time it went to the device, after an underrun)
 _WATCH_PERIOD_S = 0.5
 _MAX_OUTPUT_LATENCY_S = 2.0  # a longer "latency" is a host API reporting nonsense
 Sleep = Callable[[float], Awaitable[Any]]
@@ -45,6 +50,10 @@ class AudioSink(Protocol):
     def write(self, turn_id: int, samples: np.ndarray) -> None: ...
 
     def flush(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
 
     def played_samples(self, turn_id: int) -> int: ...
 
@@ -68,6 +77,8 @@ class _BufferedSink:
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._failure: AudioDeviceError | None = None
         self._failed = asyncio.Event()
+        # Called on the consumer's thread with every block played; must not block.
+        self.monitor: Monitor | None = None
 
     def write(self, turn_id: int, samples: np.ndarray) -> None:
         """Queue audio of a turn; raises the device's failure if it is gone."""
@@ -79,6 +90,18 @@ class _BufferedSink:
         """Barge-in: drop all queued audio; the consumer plays silence from its next block."""
         self._buffer.flush()
         self._wake()
+
+    def pause(self) -> None:
+        """Hold the queued audio; the speaker goes quiet once what the device already took has played."""
+        self._buffer.pause()
+
+    def resume(self) -> None:
+        """Play on from where `pause` stopped."""
+        self._buffer.resume()
+
+    def last_sound_end_s(self, turn_id: int) -> float | None:
+        """Clock time the turn's audio handed over so far stops sounding (after a pause: when it went quiet)."""
+        return self._buffer.last_sound_end_s(turn_id, SPEAKER_RATE_HZ)
 
     def played_samples(self, turn_id: int) -> int:
         """Samples of the turn that have been heard (reached the device's output) by now."""
@@ -207,12 +230,17 @@ class SpeakerSink(_BufferedSink):
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio thread: copy queued audio out, never wait for anything."""
         self._callbacks += 1
-        if status.output_underflow:
+        underflow = bool(status.output_underflow)
+        if underflow:
             self.underflows += 1
+        now_s = self._clock()
         lead_s = time_info.outputBufferDacTime - time_info.currentTime
         if not 0.0 <= lead_s < 1.0:  # some host APIs report zeros or garbage
             lead_s = 0.0
-        drained = self._buffer.pull(outdata[:, 0], self._clock() + lead_s, SPEAKER_RATE_HZ)
+        drained = self._buffer.pull(outdata[:, 0], now_s + lead_s, SPEAKER_RATE_HZ)
+        monitor = self.monitor
+        if monitor is not None:
+            monitor(outdata[:, 0], now_s, underflow)
         self._notify_drained_threadsafe(drained)
 
     def _finished(self) -> None:
@@ -294,6 +322,8 @@ class FileSink(_BufferedSink):
             if delay_s > 0:
                 await self._sleep(delay_s)
             drained = self._buffer.pull(block, due_s, SPEAKER_RATE_HZ)
+            if self.monitor is not None:
+                self.monitor(block, due_s, False)
             try:
                 self._writer.write(block)
             except OSError as exc:

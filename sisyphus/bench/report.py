@@ -19,7 +19,7 @@ import numpy as np
 from sisyphus.bench.stats import median, p90
 from sisyphus.runtime import fastpath
 
-STAGE_ORDER = ("vad", "turn", "asr", "tts", "llm", "pipeline", "memory")
+STAGE_ORDER = ("vad", "turn", "asr", "tts", "llm", "pipeline", "aec", "memory")
 
 
 @dataclass

@@ -21,8 +21,8 @@ from sisyphus.safetext import safe_line
 
 log = logging.getLogger(__name__)
 
-STAGES = ("vad", "turn", "asr", "tts", "llm", "pipeline")
-DEFAULT_STAGES = ("vad", "turn", "asr", "tts", "pipeline")  # llm measures a remote endpoint: only when named
+STAGES = ("vad", "turn", "asr", "tts", "llm", "pipeline", "aec")
+DEFAULT_STAGES = ("vad", "turn", "asr", "tts", "pipeline")  # llm (a remote endpoint) and aec (audio): only when named
 SIZE_CHOICES = ("auto", "reduced", "full")
 HIDDEN_SIZES = ("tiny",)  # test widths: checks that everything runs, in seconds; figures mean nothing
 

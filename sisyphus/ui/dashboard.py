@@ -24,6 +24,8 @@ from rich.text import Text
 
 from sisyphus.frames import (
     AssistantSaid,
+    BargeIn,
+    EchoStatus,
     InputLevel,
     Notice,
     PreemptiveReply,
@@ -44,6 +46,7 @@ from sisyphus.ui.events import (
 from sisyphus.ui.plain import NOTHING_HEARD
 from sisyphus.ui.format import (
     LATENCY_FIELDS,
+    barge_in_line,
     clamp_dbfs,
     cuda_lines,
     memory_line,
@@ -117,6 +120,8 @@ class Dashboard:
         self._prepared: dict[bool, int] = {True: 0, False: 0}  # preemptive hits and misses
         self._last_prepared = ""
         self._typed: str | None = None  # the line being typed (--text); None: no keyboard
+        self._echo = ""
+        self._barge_ins: dict[str, int] = {"paused": 0, "resumed": 0, "cancelled": 0}
 
     # --- View ---
 
@@ -201,6 +206,12 @@ class Dashboard:
             self._last_prepared = preempt_line(event)
             if event.hit and event.turn_id is not None:
                 self._annotate(event.turn_id, "prepared reply")
+        elif isinstance(event, EchoStatus):
+            self._echo = _echo_short(event, self._echo)
+        elif isinstance(event, BargeIn):
+            self._barge_ins[event.action] = self._barge_ins.get(event.action, 0) + 1
+            if event.action != "paused":
+                self._notices.append(("info", f"barge-in turn {event.turn_id}: {barge_in_line(event)}"))
 
     def _annotate(self, turn_id: int, note: str) -> None:
         """Add a note to the user's line of that turn (the newest one; older turns stay as they were)."""
@@ -257,6 +268,8 @@ class Dashboard:
         rows.append(Text(self._memory or "memory pending"))
         rows.append(self._meter())
         rows += self._turn_lines()
+        if self._echo or any(self._barge_ins.values()):
+            rows.append(self._audio_line())
         return Group(*rows)
 
     def _turn_lines(self) -> list[Text]:
@@ -271,6 +284,15 @@ class Dashboard:
             line.append(f" — {self._last_prepared}", style="dim")
             lines.append(line)
         return lines
+
+    def _audio_line(self) -> Text:
+        """One row: echo cancellation's state and last figure, and the barge-ins so far."""
+        line = Text()
+        line.append("echo ", style="dim")
+        line.append(self._echo or "—")
+        line.append("   barge-ins ", style="dim")
+        line.append(" / ".join(f"{n} {action}" for action, n in self._barge_ins.items()))
+        return line
 
     def _meter(self) -> Text:
         meter = Text()
@@ -361,6 +383,15 @@ def _input_line(typed: str, width: int) -> Text:
     if not typed:
         line.append(" type a message, Enter to send (/voice NAME, /voices, /quit)", style="dim")
     return line
+
+
+def _echo_short(event: EchoStatus, before: str) -> str:
+    """"on (AEC3 ...)", then "on, 31 dB less echo on the last reply" (a reply without echo keeps the last figure)."""
+    if event.state != "on" or event.seconds <= 0:
+        return f"{event.state} ({event.detail})" if event.detail else event.state
+    if event.echo_reduction_db is None:
+        return before or "on"
+    return f"on, {event.echo_reduction_db:.0f} dB less echo on the last reply"
 
 
 def _speaker(name: str) -> Text:

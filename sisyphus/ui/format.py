@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from sisyphus.frames import TurnLatency
+from sisyphus.frames import BargeIn, EchoStatus, TurnLatency
 from sisyphus.ui.events import ModelsLoaded
 
 GIB = 1 << 30
@@ -147,3 +147,27 @@ def preempt_line(event: object) -> str:
     text = str(field_of(event, "text") or "")
     said = text if len(text) <= 40 else text[:39] + "…"
     return f"miss: the reply prepared after “{said}” was dropped unheard"
+
+
+def echo_line(event: EchoStatus) -> str:
+    """"on (AEC3 echo canceller, ...)" at start; "on: echo reduced by 31 dB over 6.2 s of reply" after one."""
+    if event.seconds <= 0:
+        return f"{event.state} ({event.detail})" if event.detail else event.state
+    if event.echo_reduction_db is None:
+        return f"{event.state}: no echo heard over {event.seconds:.1f} s of reply"
+    heard = f" (mic heard it at {event.echo_dbfs:.0f} dBFS)" if event.echo_dbfs is not None else ""
+    return f"{event.state}: echo reduced by {event.echo_reduction_db:.0f} dB over {event.seconds:.1f} s of reply{heard}"
+
+
+def barge_in_line(event: BargeIn) -> str:
+    """"reply paused", then "reply resumed after “yeah” (0.4 s of speech, quiet 120 ms after it began)"."""
+    if event.action == "paused":
+        return "reply paused"
+    said = f" {'after' if event.action == 'resumed' else 'by'} “{event.text}”" if event.text else ""
+    facts = []
+    if event.speech_ms is not None:
+        facts.append(f"{event.speech_ms / 1000:.1f} s of speech")
+    if event.pause_ms is not None:
+        facts.append(f"quiet {event.pause_ms:.0f} ms after it began")
+    detail = f" ({', '.join(facts)})" if facts else ""
+    return f"reply {event.action}{said}{detail}"

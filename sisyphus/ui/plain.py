@@ -15,7 +15,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
-from sisyphus.frames import AssistantSaid, Notice, PreemptiveReply, StateChanged, TurnEnded, TurnLatency, UserSaid
+from sisyphus.frames import (
+    AssistantSaid,
+    BargeIn,
+    EchoStatus,
+    Notice,
+    PreemptiveReply,
+    StateChanged,
+    TurnEnded,
+    TurnLatency,
+    UserSaid,
+)
 from sisyphus.safetext import display_safe, safe_line
 from sisyphus.ui.events import (
     ConfigSummary,
@@ -24,7 +34,16 @@ from sisyphus.ui.events import (
     ModelsLoaded,
     VoiceChanged,
 )
-from sisyphus.ui.format import cuda_lines, latency_line, memory_line, models_line, preempt_line, turn_end_line
+from sisyphus.ui.format import (
+    barge_in_line,
+    cuda_lines,
+    echo_line,
+    latency_line,
+    memory_line,
+    models_line,
+    preempt_line,
+    turn_end_line,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +102,10 @@ class PlainView:
             return f"end of turn {event.turn_id}: {turn_end_line(event.decision)}"
         if isinstance(event, PreemptiveReply):
             return f"preemptive {preempt_line(event)}"
+        if isinstance(event, EchoStatus):
+            return f"echo cancellation: {echo_line(event)}"
+        if isinstance(event, BargeIn):
+            return f"barge-in turn {event.turn_id}: {barge_in_line(event)}"
         if isinstance(event, CudaUpdate):
             cuda = "; ".join(cuda_lines(event.status))
             self._last_cuda, changed = cuda, cuda != self._last_cuda

@@ -26,6 +26,11 @@ frame, pre-roll not counted); `Utterance.end_s` is where the last voiced frame e
 A piece cut from long speech starts exactly where the previous one ended, without pre-roll,
 so the pieces of a turn concatenate to the continuous audio.
 
+With `onset_events=True` the endpointer also says earlier that someone may be starting to
+speak: `SpeechOnset` once a candidate holds `pause_after_ms` of voiced frames, and
+`SpeechDismissed` if that candidate then fades without reaching `min_speech_ms`. The agent
+pauses a reply on the first and resumes it on the second: a pause is cheap to undo.
+
 This module does no I/O and is not thread-safe: the agent calls one Endpointer from one
 worker thread, and the turn model runs on that thread too (a few frames of delay that the
 queue absorbs). It does not decide about barge-in; the agent does, on SpeechStarted.
@@ -48,6 +53,8 @@ from sisyphus.config import VadConfig
 from sisyphus.errors import ModelError
 from sisyphus.frames import (
     MIC_RATE_HZ,
+    SpeechDismissed,
+    SpeechOnset,
     SpeechResumed,
     SpeechStarted,
     TurnDecision,
@@ -72,7 +79,7 @@ SPLIT_SEARCH_S = 2.0
 # Frames the turn model hears (its 8 s window).
 TURN_WINDOW_FRAMES = math.ceil(WINDOW_SAMPLES / FRAME_SAMPLES)
 
-Event = SpeechStarted | Utterance | TurnPaused | SpeechResumed
+Event = SpeechStarted | Utterance | TurnPaused | SpeechResumed | SpeechOnset | SpeechDismissed
 
 if TYPE_CHECKING:
     import torch
@@ -112,9 +119,12 @@ class Endpointer:
         *,
         model: Callable[..., torch.Tensor] | None = None,
         turn_model: TurnModel | None = None,
+        onset_events: bool = False,
     ) -> None:
         """`turn_model` None loads what `config.turn_model` names (none for "none")."""
         self._config = config
+        self._onset_events = onset_events
+        self._onset_frames = max(1, math.ceil(config.pause_after_ms / 1000 / FRAME_S))
         self._model = model if model is not None else load_silero_model()
         self._turn_model = turn_model if turn_model is not None else load_turn_model(config.turn_model)
         self._threshold = config.threshold
@@ -145,6 +155,7 @@ class Endpointer:
         self._onset = 0  # first voiced frame of the current candidate/turn
         self._voiced_count = 0
         self._last_voiced = 0
+        self._onset_sent = False  # a SpeechOnset went out for the current candidate
         self._piece_start = 0  # first frame of the current piece's audio
         self._first_piece = True
         self._paused = False  # a TurnPaused was sent and no speech followed yet
@@ -178,8 +189,9 @@ class Endpointer:
     def flush(self) -> list[Event]:
         """End a turn in progress now, as if silence followed (end of a file input)."""
         if self._state is not _State.SPEECH:
+            dismissed = self._dismissal()
             self._state = _State.IDLE
-            return []
+            return dismissed
         return [self._finish_turn(detected_frame=self._n_frames - 1, reason="input ended")]
 
     # --- per-frame state machine ---
@@ -198,6 +210,7 @@ class Endpointer:
         if self._state is _State.IDLE:
             if self._voiced:
                 self._state, self._onset, self._voiced_count, self._last_voiced = _State.CANDIDATE, k, 0, k
+                self._onset_sent = False
         if self._state is _State.CANDIDATE:
             events.extend(self._step_candidate(k))
         elif self._state is _State.SPEECH:
@@ -211,14 +224,27 @@ class Endpointer:
             self._last_voiced = k
         elif k - self._last_voiced >= self._min_silence_frames:
             log.debug("ignored %d voiced frames at %.2f s", self._voiced_count, self._frame_time(self._onset))
+            dismissed = self._dismissal()
             self._state = _State.IDLE
-            return []
+            return dismissed
         if self._voiced_count < self._min_speech_frames:
+            if self._onset_events and not self._onset_sent and self._voiced_count >= self._onset_frames:
+                self._onset_sent = True
+                detected_s = self._frame_time(k + 1) - 1 / MIC_RATE_HZ
+                return [SpeechOnset(t_s=self._frame_time(self._onset), detected_s=detected_s)]
             return []
         self._state = _State.SPEECH
         self._piece_start = max(self._onset - self._pre_roll_frames, self._base)
         self._first_piece = True
-        return [SpeechStarted(t_s=self._frame_time(self._onset))]
+        detected_s = self._frame_time(k + 1) - 1 / MIC_RATE_HZ
+        return [SpeechStarted(t_s=self._frame_time(self._onset), detected_s=detected_s)]
+
+    def _dismissal(self) -> list[Event]:
+        """SpeechDismissed for a candidate that had sent a SpeechOnset, else nothing."""
+        if self._state is not _State.CANDIDATE or not self._onset_sent:
+            return []
+        self._onset_sent = False
+        return [SpeechDismissed(t_s=self._frame_time(self._onset))]
 
     def _step_speech(self, k: int) -> list[Event]:
         events: list[Event] = []
@@ -315,7 +341,8 @@ class Endpointer:
         return self._t_last - (self._n_samples - 1 - sample) / MIC_RATE_HZ
 
 
-def open_endpointer(config: VadConfig, warn: Callable[[str], None], *, model: Any = None) -> Endpointer:
+def open_endpointer(config: VadConfig, warn: Callable[[str], None], *, model: Any = None,
+                    onset_events: bool = False) -> Endpointer:
     """The session's endpointer; without the turn model it names, turns end on silence alone (and `warn` says so).
 
     `model` replaces the TorchScript Silero (the light remote path passes it on onnxruntime).
@@ -324,8 +351,8 @@ def open_endpointer(config: VadConfig, warn: Callable[[str], None], *, model: An
         turn_model = load_turn_model(config.turn_model)
     except ModelError as exc:
         warn(f"{exc.one_line()}; until then turns end after vad.min_silence_ms of silence")
-        return Endpointer(dataclasses.replace(config, turn_model="none"), model=model)
-    return Endpointer(config, model=model, turn_model=turn_model)
+        return Endpointer(dataclasses.replace(config, turn_model="none"), model=model, onset_events=onset_events)
+    return Endpointer(config, model=model, turn_model=turn_model, onset_events=onset_events)
 
 
 def _frames(ms: int) -> int:

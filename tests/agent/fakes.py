@@ -2,7 +2,7 @@
 
 They follow the engine protocols (no inheritance, no mocks): a scripted LLM stream, a
 scripted recogniser, a TTS that turns each word into a short tone, and a speaker whose
-playback position the test moves by hand.
+playback position the test moves by hand (and which holds audio while paused).
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ class ManualSink:
         self.played: dict[int, int] = {}
         self.first_sound: dict[int, float] = {}
         self.flushes = 0
+        self.paused = False
+        self.sound_end: dict[int, float] = {}  # what last_sound_end_s reports, set by the test
         self.log: list[str] = []
         self._clock = clock
         self._progress = asyncio.Event()
@@ -106,7 +108,7 @@ class ManualSink:
     def write(self, turn_id: int, samples: np.ndarray) -> None:
         self.written[turn_id] = self.written.get(turn_id, 0) + len(samples)
         self.log.append(f"write {turn_id}")
-        if self.auto_play:
+        if self.auto_play and not self.paused:
             self.play(turn_id, len(samples))
 
     def play(self, turn_id: int, samples: int) -> None:
@@ -117,8 +119,23 @@ class ManualSink:
 
     def flush(self) -> None:
         self.flushes += 1
+        self.paused = False
         self.log.append("flush")
         self.written = dict(self.played)
+
+    def pause(self) -> None:
+        self.log.append("pause")
+        self.paused = True
+
+    def resume(self) -> None:
+        self.log.append("resume")
+        self.paused = False
+        if self.auto_play:  # what was held plays now
+            for turn_id, written in list(self.written.items()):
+                self.play(turn_id, written - self.played.get(turn_id, 0))
+
+    def last_sound_end_s(self, turn_id: int) -> float | None:
+        return self.sound_end.get(turn_id)
 
     def played_samples(self, turn_id: int) -> int:
         return self.played.get(turn_id, 0)

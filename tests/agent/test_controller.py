@@ -133,12 +133,16 @@ def test_barge_in_flushes_before_the_reply_ends_and_keeps_only_what_was_heard():
     assert first.full_text.startswith("One two three four.")
     assert history.pairs[0] == ("count", "One two…")
     assert history.pairs[1] == ("stop", "Okay.")
-    # Order: the interrupted reply is closed before listening starts, and before turn 2.
-    kinds = [(type(e).__name__, getattr(e, "turn_id", None), getattr(e, "state", None)) for e in seen]
-    i_said = kinds.index(("AssistantSaid", 1, None))
+    # Order: speech pauses the reply and listening starts; once "stop" is transcribed (not a
+    # backchannel) the reply is cancelled and closed, then turn 2 begins.
+    assert sink.log.index("pause") < sink.log.index("flush")
+    kinds = [(type(e).__name__, getattr(e, "turn_id", None), getattr(e, "state", None) or getattr(e, "action", None)) for e in seen]
+    i_paused = kinds.index(("BargeIn", 1, "paused"))
     i_listen = next(i for i, k in enumerate(kinds) if k[2] == State.LISTENING)
+    i_cancelled = kinds.index(("BargeIn", 1, "cancelled"))
+    i_said = kinds.index(("AssistantSaid", 1, None))
     i_user2 = kinds.index(("UserSaid", 2, None))
-    assert i_said < i_listen < i_user2
+    assert i_paused < i_listen < i_cancelled < i_said < i_user2
 
 
 def test_half_duplex_ignores_speech_while_replying():

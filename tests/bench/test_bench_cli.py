@@ -148,7 +148,7 @@ def test_a_second_run_reuses_the_written_models(tiny_run):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["vad", "speed"], "error: unknown bench stage 'speed'; valid stages: vad, turn, asr, tts, llm, pipeline."),
+        (["vad", "speed"], "error: unknown bench stage 'speed'; valid stages: vad, turn, asr, tts, llm, pipeline, aec."),
         (["vad", "--size", "full"], "error: --size full only applies to --random-weights."),
         (["vad", "--repeats", "0"], "error: --repeats must be at least 1, got 0."),
         (["--random-weights", "--size", "huge"], "error: --size must be one of auto, reduced, full, tiny, got 'huge'."),
