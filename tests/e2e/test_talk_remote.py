@@ -122,7 +122,9 @@ def test_mixed_set_ups_run_one_model_here_and_the_other_on_its_server(
     assert result.returncode == 0, result.stderr[-3000:]
     records = transcript(tmp_path)
     assert len(of_type(records, "user")) == 2
-    assert [r["text"] for r in of_type(records, "assistant")] == ["It is noon.", "You are welcome."]
+    # The whole reply; a local random-weight TTS never stops by itself, so the length guard
+    # may cut a phrase, and `text` then holds what was let through of it.
+    assert [r["full_text"] for r in of_type(records, "assistant")] == ["It is noon.", "You are welcome."]
     assert len(servers["asr"].work_requests()) == (0 if local == "asr" else 2)
     assert len(servers["tts_custom"].work_requests()) == (2 if local == "asr" else 0)
     played, rate = read_wav(tmp_path / "out.wav")
