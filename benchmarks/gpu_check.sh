@@ -101,5 +101,5 @@ step asr_generate 100 "$py" "$repo/benchmarks/asr_generate.py" --size "$size" --
 step bench 240 "$py" -m sisyphus.cli bench vad asr tts pipeline --no-turn-taking --random-weights --size "$size" \
   --device "$device" --dtype "$dtype" --repeats "$repeats" --cache "$cache" --json "$out/bench.json"
 
-"$py" "$repo/benchmarks/gpu_summary.py" "$out" | tee "$out/summary.md"
+"$py" "$repo/benchmarks/gpu_summary.py" "$out" --bundle "$out/gpu_check.json" | tee "$out/summary.md"
 echo "used $SECONDS s of $budget"

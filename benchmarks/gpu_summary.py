@@ -1,11 +1,13 @@
 """The table `gpu_check.sh` prints last: what a GPU run proved, read from the files it wrote.
 
-    python benchmarks/gpu_summary.py OUTDIR
+    python benchmarks/gpu_summary.py OUTDIR [--bundle FILE]
 
 Reads OUTDIR/bench.json (`sisyphus bench --json`), asr_generate.json, tts_stream.json and
 tests.log; whatever is missing shows as "not measured" with the step's log to read. Prints
 markdown: the machine, each fast path on/off with its reason, the headline figures beside
-the issue-9 targets, and the test summary.
+the issue-9 targets, and the test summary. `--bundle FILE` also writes one JSON with all of
+it (the table, the machine, the test summary and each step's JSON): the file kept under
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -136,11 +138,28 @@ def summary(out: Path) -> str:
     return "\n".join(lines)
 
 
+def bundle(out: Path) -> dict[str, Any]:
+    """Everything one GPU check measured, in one JSON object."""
+    env = (out / "env.log").read_text(errors="replace") if (out / "env.log").is_file() else ""
+    return {
+        "summary_md": summary(out),
+        "machine": [line for line in env.splitlines() if line.startswith(("python ", "CUDA", "| NVIDIA-SMI"))],
+        "tests": tests_line(out),
+        "bench": load(out / "bench.json"),
+        "asr_generate": load(out / "asr_generate.json"),
+        "tts_stream": load(out / "tts_stream.json"),
+    }
+
+
 def main() -> int:
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--bundle"):
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    print(summary(Path(sys.argv[1])))
+    out = Path(args[0])
+    print(summary(out))
+    if len(args) == 3:
+        Path(args[2]).write_text(json.dumps(bundle(out), indent=1) + "\n")
     return 0
 
 
