@@ -12,7 +12,8 @@
 #   tests.log      the CUDA-only tests (skipped on the CPU), and the swap / NaN / seed ones
 #   tts_stream.*   Sisyphus's streaming TTS alone: warm-up, first audio, total
 #   asr_generate.* the compiled static-cache ASR decode against transformers' generate
-#   bench.log/json `sisyphus bench --random-weights` (vad asr tts pipeline, memory; last, the longest)
+#   bench.log/json `sisyphus bench --random-weights` (vad asr tts pipeline, memory; the longest)
+#   asr_breakdown.* where one ASR call's time goes (asr_generate.py --breakdown), if time is left
 #   summary.md     the table printed last: fast paths, ASR 5 s, TTS audible first audio and
 #                  RTF, own share of voice to voice, peak GPU memory of the process
 #
@@ -100,6 +101,10 @@ step asr_generate 100 "$py" "$repo/benchmarks/asr_generate.py" --size "$size" --
 # The turn-taking comparison (two more conversations) is left out to keep within the budget.
 step bench 240 "$py" -m sisyphus.cli bench vad asr tts pipeline --no-turn-taking --random-weights --size "$size" \
   --device "$device" --dtype "$dtype" --repeats "$repeats" --cache "$cache" --json "$out/bench.json"
+
+# Where one ASR call's time goes (features, encoder, prefill, decode), while budget is left.
+step asr_breakdown 60 "$py" "$repo/benchmarks/asr_generate.py" --size "$size" --cache "$cache" --device "$device" \
+  --dtype "$dtype" --durations "$durations" --repeats "$repeats" --breakdown --json "$out/asr_breakdown.json"
 
 "$py" "$repo/benchmarks/gpu_summary.py" "$out" --bundle "$out/gpu_check.json" | tee "$out/summary.md"
 echo "used $SECONDS s of $budget"

@@ -148,6 +148,7 @@ def bundle(out: Path) -> dict[str, Any]:
         "bench": load(out / "bench.json"),
         "asr_generate": load(out / "asr_generate.json"),
         "tts_stream": load(out / "tts_stream.json"),
+        "asr_breakdown": load(out / "asr_breakdown.json"),
     }
 
 
