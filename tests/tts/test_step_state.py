@@ -68,3 +68,34 @@ def test_nonfinite_logits_end_the_phrase_with_one_warning(cv, caplog, where, gre
         assert chunks == [] and cv.last_stats.frames == 0
     warnings = [r.getMessage() for r in caplog.records if "non-finite" in r.getMessage()]
     assert len(warnings) == 1 and "frame 1" in warnings[0]
+
+
+@pytest.mark.parametrize("length", [1, 31, 32, 33, 77])
+def test_the_padded_prefill_equals_the_plain_one(cv, length):
+    """The graphs' prefill pads the prompt to its bucket: the last real row's hidden state and
+    logits, and the cache of the real positions, are the unpadded prefill's (fp32)."""
+    from sisyphus.tts.qwen3.generator import StepState
+
+    torch.manual_seed(length)
+    prompt = torch.randn(1, length, cv.talker.cfg.hidden_size) * 0.5
+    trailing = torch.randn(1, 3, cv.talker.cfg.hidden_size) * 0.5
+    pad = torch.zeros(1, cv.talker.cfg.hidden_size)
+    plain = StepState(cv.talker, 256)
+    shared = StepGraphs(cv.talker, capacity=256)
+    with torch.inference_mode():
+        plain.load(cv.talker, prompt, trailing, pad)
+        shared.state.load(cv.talker, prompt, trailing, pad, run_prefill=lambda x: shared.prefill(x, replay=False))
+    assert torch.allclose(shared.state.hidden, plain.hidden, atol=1e-5)
+    assert torch.allclose(shared.state.logits, plain.logits, atol=1e-5)
+    assert torch.allclose(shared.state.cache.k[:, :, :, :length], plain.cache.k[:, :, :, :length], atol=1e-5)
+    assert torch.allclose(shared.state.cache.v[:, :, :, :length], plain.cache.v[:, :, :, :length], atol=1e-5)
+
+
+def test_a_prompt_longer_than_the_largest_prefill_graph_prefills_unpadded(cv):
+    from sisyphus.tts.qwen3.graphs import PREFILL_MAX
+
+    shared = StepGraphs(cv.talker, capacity=1024)
+    too_long = torch.zeros(1, PREFILL_MAX + 1, cv.talker.cfg.hidden_size)
+    with torch.inference_mode():
+        assert shared.prefill(too_long, replay=False) is False
+        assert shared.prefill(too_long[:, :PREFILL_MAX], replay=False) is True

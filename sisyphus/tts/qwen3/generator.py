@@ -22,6 +22,7 @@ distribution instead and emits end-of-speech, so the phrase ends and the caller 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -93,9 +94,14 @@ class StepState:
         self.rng = torch.Generator(device=p.device)
 
     def load(self, talker: Talker, prefill: torch.Tensor, trailing: torch.Tensor, tts_pad: torch.Tensor,
-             *, min_frames: int = 2, seed: int | None = None) -> int:
+             *, min_frames: int = 2, seed: int | None = None,
+             run_prefill: Callable[[torch.Tensor], bool] | None = None) -> int:
         """Prefill an utterance: fill the cache, the text table, the counters and the gate, seed
-        the draws (`seed`, or a fresh random seed); returns the prompt length."""
+        the draws (`seed`, or a fresh random seed); returns the prompt length.
+
+        `run_prefill(prefill)` may run the talker over the prompt instead (the graphs' padded
+        prefill), setting `hidden` and `logits`; it returns False to leave it to the eager pass.
+        """
         if seed is None:
             self.rng.seed()
         else:
@@ -111,6 +117,8 @@ class StepState:
         self.prompt_len_t.fill_(prompt_len)
         self.frame_t.zero_()
         self.seen.zero_()
+        if run_prefill is not None and run_prefill(prefill.to(dtype)):
+            return prompt_len
         positions = torch.arange(prompt_len, device=self.hidden.device)
         hidden, logits = talker.forward_embeds(prefill.to(dtype), self.cache, positions,
                                                span_for(prompt_len - 1, self.capacity))
@@ -208,7 +216,9 @@ class FrameGenerator:
             else:
                 self.state = StepState(talker, prefill.shape[1] + max_frames + 1)
                 self.body = StepBody(talker, self.state, key)
-            self.prompt_len = self.state.load(talker, prefill, trailing, tts_pad, min_frames=min_frames, seed=seed)
+            run_prefill = None if graphs is None else (lambda x: graphs.prefill(x, replay=self.replaying))
+            self.prompt_len = self.state.load(talker, prefill, trailing, tts_pad, min_frames=min_frames, seed=seed,
+                                              run_prefill=run_prefill)
 
     @property
     def exhausted(self) -> bool:

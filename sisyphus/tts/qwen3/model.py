@@ -166,7 +166,8 @@ class Qwen3TTS:
             self.graphs = None
             fastpath.report(GRAPHS_NAME, False, mismatch)
             return
-        fastpath.report(GRAPHS_NAME, True, f"{count} span buckets, {graphs.capacity} cache slots")
+        fastpath.report(GRAPHS_NAME, True, f"{count} span buckets, {graphs.prefill_sizes} prefill sizes, "
+                                           f"{graphs.capacity} cache slots")
 
     def _graphs_disagree(self, voice: str | ClonePrompt, *, greedy: bool) -> str:
         """"" when replayed frames equal eagerly computed ones (sampled: with one seed), else what differed."""

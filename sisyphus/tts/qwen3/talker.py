@@ -62,13 +62,14 @@ class Talker(nn.Module):
         """Sum of all 16 codebook embeddings of frames; codes (..., 16) -> (..., hidden)."""
         return self.codec_embed(codes[..., 0]) + self.code_predictor.embed_codes(codes[..., 1:])
 
-    def forward_embeds(self, x: torch.Tensor, cache: KVCache, positions: torch.Tensor,
-                       span: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run `x` (1, T, hidden) at cache `positions`; returns (last hidden (1,1,H), logits (1,V))."""
+    def forward_embeds(self, x: torch.Tensor, cache: KVCache, positions: torch.Tensor, span: int,
+                       last: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run `x` (1, T, hidden) at cache `positions`; returns (hidden (1,1,H), logits (1,V)) of
+        the last row, or of row `last` (a (1,) device index: a prefill padded past its end)."""
         rope, mask = step_inputs(self.model.rotary, positions, span, x.dtype)
         h = run_layers(self.model.layers, self.model.norm, x, cache, positions, rope, mask)
-        last = h[:, -1:]
-        return last, self.codec_head(last[:, 0])
+        row = h[:, -1:] if last is None else h.index_select(1, last)
+        return row, self.codec_head(row[:, 0])
 
 
 class Qwen3TTSNet(nn.Module):
