@@ -89,7 +89,7 @@ def rows(bench: Any) -> list[tuple[str, dict | None, float | None, str]]:
         ("pipeline overhead (ms)", figure(bench, "pipeline", "overhead outside model compute"),
          TARGETS["overhead_ms"], "{:.1f}"),
         ("voice to voice (ms)", figure(bench, "pipeline", "voice to voice"), None, "{:.0f}"),
-        (f"process GPU peak, {one_tts['name'][17:-1] if one_tts else 'ASR + one TTS'} (GB)", one_tts,
+        ("process GPU peak, ASR + one TTS (GB)", one_tts,
          TARGETS["gpu_peak_gb"], "{:.2f}"),
         ("process GPU peak, all loaded (GB)", memory[-1] if len(memory) > 1 else None, None, "{:.2f}"),
         ("torch peak reserved, all loaded (GB)", figure(bench, "memory", "peak GPU reserved"), None, "{:.2f}"),
