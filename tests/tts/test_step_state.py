@@ -99,3 +99,17 @@ def test_a_prompt_longer_than_the_largest_prefill_graph_prefills_unpadded(cv):
     with torch.inference_mode():
         assert shared.prefill(too_long, replay=False) is False
         assert shared.prefill(too_long[:, :PREFILL_MAX], replay=False) is True
+
+
+def test_the_text_table_on_the_host_gives_the_same_embeddings_and_codes(folder):
+    """On a GPU the text-token table stays in host memory; the lookups and the codes are
+    unchanged (here on the CPU, where the move is asked for explicitly)."""
+    plain, host = Qwen3TTS.from_pretrained(str(folder)), Qwen3TTS.from_pretrained(str(folder))
+    host.talker.keep_text_embedding_on_host()
+    names = {name for name, _ in host.net.named_parameters()}
+    assert "talker.model.text_embedding.weight" not in names
+    assert "talker.model.text_embedding.weight" in {name for name, _ in plain.net.named_parameters()}
+    ids = torch.tensor([3, 1, 4, 1, 5])
+    with torch.inference_mode():
+        assert torch.equal(host.talker.text_embed(ids), plain.talker.text_embed(ids))
+    assert torch.equal(sampled(host, 5), sampled(plain, 5))

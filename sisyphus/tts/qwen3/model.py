@@ -89,6 +89,9 @@ class Qwen3TTS:
         self.dtype = dtype
         self.net = load_net(folder, self.cfg, self.device, dtype)
         self.talker = self.net.talker
+        if self.device.type == "cuda":
+            self.talker.keep_text_embedding_on_host()  # 0.6 GB less on the GPU
+            torch.cuda.empty_cache()  # and not held by the allocator either
         self.tokenizer = TextTokenizer(folder)
         codec_dir = folder / "speech_tokenizer"
         if not (codec_dir / "config.json").exists():
