@@ -51,8 +51,9 @@ class CodePredictor(nn.Module):
         c = self.cfg
         cache = KVCache(c.num_layers, c.num_kv_heads, c.num_code_groups, c.head_dim, p.dtype, p.device)
         pos = torch.arange(c.num_code_groups, device=p.device)
-        cache.steps = [step_inputs(self.model.rotary, pos[:2], c.num_code_groups, p.dtype)]
-        cache.steps += [step_inputs(self.model.rotary, pos[g : g + 1], c.num_code_groups, p.dtype)
+        groups = c.num_heads // c.num_kv_heads
+        cache.steps = [step_inputs(self.model.rotary, pos[:2], c.num_code_groups, p.dtype, groups)]
+        cache.steps += [step_inputs(self.model.rotary, pos[g : g + 1], c.num_code_groups, p.dtype, groups)
                         for g in range(2, c.num_code_groups)]
         cache.positions = [pos[:2]] + [pos[g : g + 1] for g in range(2, c.num_code_groups)]
         return cache

@@ -4,6 +4,16 @@ Module and parameter names mirror the official checkpoint so `load_state_dict` t
 tensors unchanged. Attention writes into a preallocated KV cache at positions given as a
 device tensor and attends over a span of the cache chosen by the caller: within one span
 every step has the same shapes, which is what CUDA-graph capture needs later.
+
+A frame step runs about a hundred decoder layers on one token each, so on a GPU it is
+bound by the number of kernels, not by the weights it reads. Hence the fusions, each equal
+to the reference's arithmetic in float32: q/k/v and gate/up are one matrix each (the
+checkpoint's separate matrices, concatenated when loaded and split again in
+`state_dict()`, so the official names load and save), q_norm and k_norm normalise in one
+call, one rope call rotates q and k together with the half-swap done as one flip against
+a sign-folded sine table, and attention groups the query heads of each KV head into one
+batched matmul instead of SDPA's grouped-query path (which on CUDA, with a mask, is the
+math fallback: copies of K and V per query head and half a dozen kernels).
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin
+Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin (as `rotate` takes them: see step_inputs)
 
 
 class RMSNorm(nn.Module):
@@ -26,10 +36,15 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(dtype)
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)  # weight after the norm, as below
+        return self.weight * _normalized(x, self.weight.shape[-1], self.eps)
+
+
+def _normalized(x: torch.Tensor, size: int, eps: float) -> torch.Tensor:
+    """x / rms(x) over the last `size` values, computed in float32 and cast back to x's dtype
+    (F.rms_norm is one fused kernel on CUDA in recent torch; the same ops on a CPU)."""
+    return F.rms_norm(x.float(), (size,), eps=eps).to(x.dtype)
 
 
 class Rotary(nn.Module):
@@ -85,6 +100,19 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + _rotate_half(x) * sin
 
 
+def signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """sin with its first half negated: rotate_half(x) * sin == swap_halves(x) * signed_sin."""
+    a, b = sin.chunk(2, dim=-1)
+    return torch.cat((-a, b), dim=-1)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    """apply_rotary in three kernels: the half swap is one flip, the sign lives in the table."""
+    half = x.shape[-1] // 2
+    swapped = x.unflatten(-1, (2, half)).flip(-2).flatten(-2)
+    return torch.addcmul(x * cos, swapped, sin_signed)
+
+
 class KVCache:
     """Preallocated keys/values for every layer: (layers, 1, kv_heads, capacity, head_dim)."""
 
@@ -99,50 +127,110 @@ class KVCache:
 
 
 def causal_mask(positions: torch.Tensor, span: int, dtype: torch.dtype) -> torch.Tensor:
-    """Additive mask (1, 1, T, span): query at position p sees cache slots 0..p."""
+    """Additive mask (T, span): query at position p sees cache slots 0..p."""
     keys = torch.arange(span, device=positions.device)
     allowed = keys.unsqueeze(0) <= positions.unsqueeze(1)
     mask = torch.zeros(allowed.shape, dtype=dtype, device=positions.device)
-    return mask.masked_fill(~allowed, float("-inf")).view(1, 1, *allowed.shape)
+    return mask.masked_fill(~allowed, float("-inf"))
+
+
+class FusedLinear(nn.Linear):
+    """Several of the checkpoint's bias-free linears over one input, as one row-stacked matrix.
+
+    The module that owns it loads and saves the parts under their own names (`fuse_names`),
+    so the weight exists once: a real parameter the weight arena can repoint.
+    """
+
+    def __init__(self, in_features: int, parts: dict[str, int]) -> None:
+        super().__init__(in_features, sum(parts.values()), bias=False)
+        self.parts = dict(parts)
+
+
+def fuse_names(owner: nn.Module, fused: str) -> None:
+    """Map `owner.<fused>.weight` to the checkpoint's `owner.<part>.weight`s and back."""
+    parts: dict[str, int] = getattr(owner, fused).parts
+
+    def load(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, *_: Any) -> None:
+        names = [f"{prefix}{part}.weight" for part in parts]
+        if all(name in state_dict for name in names):  # else load_state_dict names what is missing
+            state_dict[f"{prefix}{fused}.weight"] = torch.cat([state_dict.pop(name) for name in names])
+
+    def save(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, _meta: Any) -> None:
+        key = f"{prefix}{fused}.weight"
+        if key not in state_dict:
+            return
+        # This module's entries are the newest; re-adding them in order keeps the official order.
+        for name, value in [(k, state_dict.pop(k)) for k in [k for k in state_dict if k.startswith(prefix)]]:
+            if name != key:
+                state_dict[name] = value
+                continue
+            for part, piece in zip(parts, value.split(list(parts.values())), strict=True):
+                state_dict[f"{prefix}{part}.weight"] = piece
+
+    owner.register_load_state_dict_pre_hook(load)
+    owner._register_state_dict_hook(save)  # public only from torch 2.3 as register_state_dict_post_hook
 
 
 class Attention(nn.Module):
+    """q/k/v as one matmul; q and k normalised and rotated together; grouped attention."""
+
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, eps: float) -> None:
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=False)
-        self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
-        self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
+        self.scale = head_dim**-0.5
+        self.qkv_proj = FusedLinear(hidden, {"q_proj": heads * head_dim, "k_proj": kv_heads * head_dim,
+                                             "v_proj": kv_heads * head_dim})
         self.o_proj = nn.Linear(heads * head_dim, hidden, bias=False)
         self.q_norm = RMSNorm(head_dim, eps)
         self.k_norm = RMSNorm(head_dim, eps)
+        fuse_names(self, "qkv_proj")
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache,
                 layer: int, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
-        q = self.q_norm(self.q_proj(x).view(b, t, self.heads, self.head_dim)).transpose(1, 2)
-        k = self.k_norm(self.k_proj(x).view(b, t, self.kv_heads, self.head_dim)).transpose(1, 2)
-        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        cos, sin = rope
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        cache.k[layer].index_copy_(2, positions, k)
-        cache.v[layer].index_copy_(2, positions, v)
+        h, kv, d = self.heads, self.kv_heads, self.head_dim
+        qkv = self.qkv_proj(x).view(b, t, h + 2 * kv, d)
+        qk = _normalized(qkv[:, :, : h + kv], d, self.q_norm.eps)  # q_norm and k_norm share eps
+        qk[:, :, :h].mul_(self.q_norm.weight)
+        qk[:, :, h:].mul_(self.k_norm.weight)
+        qk = rotate(qk, *rope)
+        cache.k[layer].index_copy_(2, positions, qk[:, :, h:].transpose(1, 2))
+        cache.v[layer].index_copy_(2, positions, qkv[:, :, h + kv :].transpose(1, 2))
         span = mask.shape[-1]
-        keys, values = cache.k[layer][:, :, :span], cache.v[layer][:, :, :span]
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
-                                             enable_gqa=self.heads != self.kv_heads)
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+        keys, values = cache.k[layer][0, :, :span], cache.v[layer][0, :, :span]
+        out = grouped_attention(qk[0, :, :h], keys, values, mask, self.scale)
+        return self.o_proj(out.view(b, t, h * d))
+
+
+def grouped_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                      scale: float) -> torch.Tensor:
+    """Softmax attention of q (T, heads, D) over keys/values (kv_heads, S, D); returns (T, heads * D).
+
+    Query head i uses KV head i // groups (as SDPA's enable_gqa), so each KV head's query
+    heads and tokens form the rows of one batched matmul: no copy of K or V per head.
+    `mask` is (1, groups * T, S), rows ordered group-major (`step_inputs` makes it once
+    per step). The softmax runs in float32, as the reference's eager attention does.
+    """
+    t, h, d = q.shape
+    kv = keys.shape[0]
+    g = h // kv
+    rows = q.reshape(t, kv, g, d).permute(1, 2, 0, 3).reshape(kv, g * t, d)  # a view when T == 1
+    scores = torch.baddbmm(mask, rows, keys.transpose(1, 2), alpha=scale)
+    probs = scores.softmax(-1, dtype=torch.float32).to(values.dtype)
+    out = torch.bmm(probs, values)
+    return out.view(kv, g, t, d).permute(2, 0, 1, 3).reshape(t, h * d)
 
 
 class MLP(nn.Module):
     def __init__(self, hidden: int, intermediate: int) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.up_proj = nn.Linear(hidden, intermediate, bias=False)
+        self.gate_up_proj = FusedLinear(hidden, {"gate_proj": intermediate, "up_proj": intermediate})
         self.down_proj = nn.Linear(intermediate, hidden, bias=False)
+        fuse_names(self, "gate_up_proj")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class DecoderLayer(nn.Module):
@@ -169,10 +257,14 @@ def decoder_layers(cfg: Any) -> nn.ModuleList:
     )
 
 
-def step_inputs(rotary: Rotary, positions: torch.Tensor, span: int, dtype: torch.dtype) -> tuple[Rope, torch.Tensor]:
-    """Rope tables (1, 1, T, head_dim) and the causal mask for queries at `positions`."""
+def step_inputs(rotary: Rotary, positions: torch.Tensor, span: int, dtype: torch.dtype,
+                groups: int) -> tuple[Rope, torch.Tensor]:
+    """What every layer of one step shares, built once per step: rope tables (1, T, 1,
+    head_dim) as `rotate` takes them, and the causal mask for queries at `positions` laid
+    out for `grouped_attention` with `groups` query heads per KV head."""
     cos, sin = rotary(positions, dtype)
-    return (cos[None, None], sin[None, None]), causal_mask(positions, span, dtype)
+    rope = (cos[None, :, None], signed_sin(sin)[None, :, None])
+    return rope, causal_mask(positions, span, dtype).repeat(groups, 1).unsqueeze(0)
 
 
 def run_layers(layers: nn.ModuleList, norm: RMSNorm, x: torch.Tensor, cache: KVCache, positions: torch.Tensor,

@@ -79,7 +79,8 @@ class Talker(nn.Module):
                        last: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run `x` (1, T, hidden) at cache `positions`; returns (hidden (1,1,H), logits (1,V)) of
         the last row, or of row `last` (a (1,) device index: a prefill padded past its end)."""
-        rope, mask = step_inputs(self.model.rotary, positions, span, x.dtype)
+        c = self.cfg
+        rope, mask = step_inputs(self.model.rotary, positions, span, x.dtype, c.num_heads // c.num_kv_heads)
         h = run_layers(self.model.layers, self.model.norm, x, cache, positions, rope, mask)
         row = h[:, -1:] if last is None else h.index_select(1, last)
         return row, self.codec_head(row[:, 0])
