@@ -186,7 +186,8 @@ class Attention(nn.Module):
         fuse_names(self, "qkv_proj")
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache,
-                layer: int, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                layer: int, positions: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """residual + attention(x): the residual add rides on the output projection's matmul."""
         b, t, _ = x.shape
         h, kv, d = self.heads, self.kv_heads, self.head_dim
         qkv = self.qkv_proj(x).view(b, t, h + 2 * kv, d)
@@ -199,7 +200,7 @@ class Attention(nn.Module):
         span = mask.shape[-1]
         keys, values = cache.k[layer][0, :, :span], cache.v[layer][0, :, :span]
         out = grouped_attention(qk[0, :, :h], keys, values, mask, self.scale)
-        return self.o_proj(out.view(b, t, h * d))
+        return linear_add(residual, out, self.o_proj.weight)
 
 
 def grouped_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
@@ -228,9 +229,17 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(intermediate, hidden, bias=False)
         fuse_names(self, "gate_up_proj")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """mlp(x), or residual + mlp(x) with the add riding on the down projection's matmul."""
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        act = F.silu(gate) * up
+        return self.down_proj(act) if residual is None else linear_add(residual, act, self.down_proj.weight)
+
+
+def linear_add(residual: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """residual + x @ weight.T as one addmm (one kernel instead of a matmul and an add)."""
+    flat = torch.addmm(residual.reshape(-1, residual.shape[-1]), x.reshape(-1, x.shape[-1]), weight.t())
+    return flat.view(residual.shape)
 
 
 class DecoderLayer(nn.Module):
@@ -244,8 +253,8 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache,
                 layer: int, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), rope, cache, layer, positions, mask)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        x = self.self_attn(self.input_layernorm(x), rope, cache, layer, positions, mask, residual=x)
+        return self.mlp(self.post_attention_layernorm(x), residual=x)
 
 
 def decoder_layers(cfg: Any) -> nn.ModuleList:
