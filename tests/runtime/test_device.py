@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 import pytest
 import torch
@@ -76,7 +78,11 @@ def test_bad_dtype_is_a_config_error() -> None:
 
 def test_memory_snapshot_tracks_rss() -> None:
     before = memory_snapshot()
-    block = np.ones(200 * 1024 * 1024 // 8)  # 200 MB, every page touched
+    # 200 MB of fresh anonymous pages, every one touched (a malloc'd block may reuse pages
+    # an earlier test freed but the heap kept resident, and then RSS does not move).
+    pages = mmap.mmap(-1, 200 * 1024 * 1024)
+    block = np.frombuffer(pages, dtype=np.float64)
+    block[:] = 1.0
     after = memory_snapshot()
     assert before.rss_bytes > 10 * 1024 * 1024
     assert after.rss_bytes - before.rss_bytes >= 150 * 1024 * 1024
