@@ -39,7 +39,9 @@ def run_doctor(config: Config, console: Console | None = None) -> int:
         # Details quote servers, paths and URLs: no markup, no escapes, no credentials.
         line = f"{mark} [bold]{check.name}[/]: {escape(safe_line(check.detail))}"
         if check.fix:  # a failure's fix, or advice that goes with a passing check (CUDA)
-            line += f"\n    [yellow]→ {escape(safe_line(check.fix))}[/]"
+            # A fix may put a command on its own line: each line made safe on its own.
+            fix = "\n".join(escape(safe_line(part)) for part in check.fix.split("\n"))
+            line += f"\n    [yellow]→ {fix}[/]"
         console.print(line, highlight=False)
     failed = sum(not c.ok for c in checks)
     console.print(f"{len(checks) - failed} ok, {failed} failed")
