@@ -93,6 +93,15 @@ def _wait_for_deltas(server: OpenAITestServer, count: int, timeout_s: float = 12
     raise AssertionError(f"the server never sent {count} deltas")
 
 
+def _wait_for_audio(path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size > 4096:  # past the header: samples were played
+            return
+        time.sleep(0.05)  # the sink writes as it plays; bounded by the deadline
+    raise AssertionError(f"{path} never received audio")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_mid_reply_end_the_session_like_ctrl_c(tmp_path, server, config, signum):
     reply = "Hello there. This reply never gets to its end."
@@ -106,6 +115,9 @@ def test_sigterm_and_sighup_mid_reply_end_the_session_like_ctrl_c(tmp_path, serv
         proc.stdin.flush()  # stdin stays open: the session waits for more
         wait_for_records(tmp_path, lambda rs: bool(of_type(rs, "user")))
         _wait_for_deltas(server, 5)
+        # Sent is not yet read: wait until the first phrase plays, which the client can only
+        # have done after reading past it (on a loaded machine the signal could beat the deltas).
+        _wait_for_audio(tmp_path / "out.wav")
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
