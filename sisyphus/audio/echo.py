@@ -202,9 +202,10 @@ class EchoCanceller:
         far = self._reader.next_frame(FRAME_SAMPLES, captured_s)
         cleaned = self._processor.process(near, far)
         self.meter.add(near, cleaned, far)  # the canceller's own figure, before any holding down
-        if self.realignments != self._jumps:
+        if self.realignments != self._jumps:  # a new alignment: AEC3 and the tracker start again
             self._jumps = self.realignments
             self._converging = self._converge_frames
+            self._tracker.reset()
         self._since_far = 0 if float(np.dot(far, far)) > 0.0 else self._since_far + 1
         if self._converging > 0 and self._since_far < self._tail_frames:
             self._converging -= self._since_far == 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import deque
 
 import numpy as np
 import soxr
@@ -40,9 +41,9 @@ MAX_GAP_S = 1.0  # silence put in for one underrun, at most
 # A speaker callback this much later than the end of the audio before it found the
 # device dry even if the host API did not say so: the timeline starts over at it.
 STALL_S = 0.06
-# A microphone timeline this far behind the blocks' capture times for this long lost
+# A microphone timeline this far behind every block's capture time for this long lost
 # samples (an overflow, dropped blocks), not merely delivered them late: it starts over.
-LOST_S, LOST_FOR_S = 0.15, 1.0
+LATE_S, LATE_FOR_S = 0.05, 1.0
 
 
 class FarEndReference:
@@ -143,31 +144,35 @@ class CaptureClock:
     """When each microphone sample was captured, on a steady timeline.
 
     PortAudio stamps blocks on delivery, and a busy machine delivers them late and in
-    bursts; sample n is `origin + n / rate` with the earliest origin any block allows
-    (no block arrives before it was captured). When blocks stay later than that for a
-    second, samples were lost, and the origin moves up to them.
+    bursts; sample n is `origin + n / rate` with the earliest origin the blocks allow
+    (no block arrives before it was captured). Stamps can also disagree with the sample
+    count for good (lost samples; a host API whose first blocks report a latency that
+    later ones do not): when the earliest origin over the last `LATE_FOR_S` is
+    `LATE_S` later than the one in use, the timeline moves up to it.
     """
 
     def __init__(self, rate_hz: int = MIC_RATE_HZ) -> None:
         self._rate_hz = rate_hz
         self._count = 0
         self._origin_s: float | None = None
-        self._late_samples = 0
+        self._recent: deque[tuple[int, float]] = deque()  # (sample count, origin) of the last blocks
         self.restarts = 0
 
     def add(self, samples: int, t_last_s: float) -> None:
         """A block of `samples` whose last sample was stamped `t_last_s`."""
         self._count += samples
         origin_s = float(t_last_s) - (self._count - 1) / self._rate_hz
+        self._recent.append((self._count, origin_s))
+        while self._count - self._recent[0][0] > LATE_FOR_S * self._rate_hz:
+            self._recent.popleft()
         if self._origin_s is None or origin_s < self._origin_s:
-            self._origin_s, self._late_samples = origin_s, 0
-        elif origin_s - self._origin_s > LOST_S:
-            self._late_samples += samples
-            if self._late_samples >= LOST_FOR_S * self._rate_hz:
-                self._origin_s, self._late_samples = origin_s, 0
-                self.restarts += 1
-        else:
-            self._late_samples = 0
+            self._origin_s = origin_s
+            return
+        earliest_s = min(o for _, o in self._recent)
+        if earliest_s - self._origin_s > LATE_S and self._count - self._recent[0][0] >= (LATE_FOR_S * self._rate_hz) * 0.9:
+            self._origin_s = earliest_s
+            self._recent.clear()
+            self.restarts += 1
 
     def time_of(self, sample: int) -> float:
         """Capture time of sample `sample` (counted from the first one added)."""
