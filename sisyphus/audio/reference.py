@@ -44,6 +44,10 @@ STALL_S = 0.06
 # A microphone timeline this far behind every block's capture time for this long lost
 # samples (an overflow, dropped blocks), not merely delivered them late: it starts over.
 LATE_S, LATE_FOR_S = 0.05, 1.0
+# A block stamped earlier than the timeline by less than this leaves it where it is:
+# every move is a jump of the reference, and AEC3 copes far better with a steady
+# misalignment of a few milliseconds (it finds the delay) than with frequent small jumps.
+EARLY_S = 0.01
 
 
 class FarEndReference:
@@ -144,8 +148,9 @@ class CaptureClock:
     """When each microphone sample was captured, on a steady timeline.
 
     PortAudio stamps blocks on delivery, and a busy machine delivers them late and in
-    bursts; sample n is `origin + n / rate` with the earliest origin the blocks allow
-    (no block arrives before it was captured). Stamps can also disagree with the sample
+    bursts; sample n is `origin + n / rate` with about the earliest origin the blocks
+    allow (no block arrives before it was captured; within `EARLY_S`, so that jitter
+    does not move it). Stamps can also disagree with the sample
     count for good (lost samples; a host API whose first blocks report a latency that
     later ones do not): when the earliest origin over the last `LATE_FOR_S` is
     `LATE_S` later than the one in use, the timeline moves up to it.
@@ -165,8 +170,13 @@ class CaptureClock:
         self._recent.append((self._count, origin_s))
         while self._count - self._recent[0][0] > LATE_FOR_S * self._rate_hz:
             self._recent.popleft()
-        if self._origin_s is None or origin_s < self._origin_s:
+        if self._origin_s is None:
             self._origin_s = origin_s
+            return
+        if origin_s < self._origin_s - EARLY_S:  # the timeline was late: move it back, as a jump
+            self._origin_s = origin_s
+            self._recent.clear()
+            self.restarts += 1
             return
         earliest_s = min(o for _, o in self._recent)
         if earliest_s - self._origin_s > LATE_S and self._count - self._recent[0][0] >= (LATE_FOR_S * self._rate_hz) * 0.9:
