@@ -5,8 +5,9 @@ suppression, high-pass filter; the `pywebrtc-audio` binding) on 10 ms frames of 
 16 kHz microphone signal. The far-end reference is exactly what the speaker played, read
 from a `FarEndReference` at the time each microphone frame was captured, so the canceller
 sees the reply before its echo arrives and AEC3 only has to find the delay; a tracker
-measures that delay too and keeps it in range (see sisyphus/audio/reference.py). Without the canceller, an open speaker's reply reaches the VAD as speech and the
-assistant interrupts itself.
+measures that delay too and keeps it in range (see sisyphus/audio/reference.py). Without
+the canceller, an open speaker's reply reaches the VAD as speech and the assistant
+interrupts itself.
 
 `EchoMeter` says how well it works: after each stretch of playback it reports the echo
 reduction, the median over 100 ms windows (while the reply played) of microphone level
@@ -21,14 +22,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sisyphus.audio.reference import DelayTracker, FarEndReference, ReferenceReader
+from sisyphus.audio.reference import CaptureClock, DelayTracker, FarEndReference, ReferenceReader
 from sisyphus.errors import AudioDeviceError
 from sisyphus.frames import MIC_RATE_HZ, mono_samples
 
@@ -45,9 +44,11 @@ AGREE_MS = 25.0  # two delay estimates this close are one finding
 # after its reference jumps; meanwhile the echo leaks through loud enough for the VAD to
 # call it speech. For that much playback the cleaned signal is held 40 dB down: the
 # assistant cannot be interrupted in the first moments of its first reply, rather than
-# interrupting itself.
+# interrupting itself. The echo comes after its reference, so the hold lasts as long
+# after each stretch of reference (pauses between phrases included) as an echo can lag.
 CONVERGE_S = 1.5
 CONVERGING_GAIN = 0.01
+ECHO_TAIL_S = 0.5
 WINDOW_FRAMES = 10  # 100 ms windows for the echo-reduction figure
 FAR_ACTIVE_DBFS = -50.0  # the reference counts as playing above this level
 ECHO_FLOOR_DBFS = -60.0  # quieter microphone windows hold no echo worth measuring
@@ -146,7 +147,6 @@ class EchoCanceller:
         noise_suppression: bool = True,
         high_pass_filter: bool = True,
         processor: Any = None,
-        clock: Callable[[], float] = time.monotonic,
         converge_s: float = CONVERGE_S,
     ) -> None:
         if echo_cancellation and reference is None:
@@ -162,9 +162,11 @@ class EchoCanceller:
             high_pass_filter=high_pass_filter, delay_ms=DELAY_HINT_MS,
         )  # fmt: skip
         self._pending = np.zeros(0, dtype=np.float32)
-        self._clock = clock  # the microphone's: how long a block waited before processing
+        self._capture = CaptureClock()  # when each microphone sample was captured
         self._converge_frames = int(converge_s * MIC_RATE_HZ / FRAME_SAMPLES)
         self._converging = self._converge_frames  # far-active frames left to hold down
+        self._tail_frames = int(ECHO_TAIL_S * MIC_RATE_HZ / FRAME_SAMPLES)
+        self._since_far = self._tail_frames  # frames since the reference last played
         self._jumps = 0  # the reader's realignments seen so far
         self.meter = EchoMeter()
         self.frames = 0
@@ -185,25 +187,28 @@ class EchoCanceller:
         n_frames = audio.size // FRAME_SAMPLES
         first_s = t_s - (audio.size - 1) / MIC_RATE_HZ  # capture time of audio[0]
         out = np.empty(n_frames * FRAME_SAMPLES, dtype=np.float32)
-        backlog_s = self._clock() - t_s
+        self._capture.add(block.size, t_s)
         for index in range(n_frames):
             frame = audio[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES]
-            out[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES] = self._frame(np.ascontiguousarray(frame), backlog_s)
+            captured_s = self._capture.time_of((self.frames + index) * FRAME_SAMPLES)
+            out[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES] = self._frame(np.ascontiguousarray(frame), captured_s)
         self._pending = audio[n_frames * FRAME_SAMPLES :].copy()
         self.frames += n_frames
         return out, first_s + (out.size - 1) / MIC_RATE_HZ
 
-    def _frame(self, near: np.ndarray, backlog_s: float) -> np.ndarray:
+    def _frame(self, near: np.ndarray, captured_s: float) -> np.ndarray:
         if self._reader is None:
             return self._processor.process(near)
-        far = self._reader.next_frame(FRAME_SAMPLES, backlog_s)
+        far = self._reader.next_frame(FRAME_SAMPLES, captured_s)
         cleaned = self._processor.process(near, far)
         self.meter.add(near, cleaned, far)  # the canceller's own figure, before any holding down
-        if self.realignments != self._jumps:
+        if self.realignments != self._jumps:  # a new alignment: AEC3 and the tracker start again
             self._jumps = self.realignments
             self._converging = self._converge_frames
-        if self._converging > 0 and float(np.dot(far, far)) > 0.0:
-            self._converging -= 1
+            self._tracker.reset()
+        self._since_far = 0 if float(np.dot(far, far)) > 0.0 else self._since_far + 1
+        if self._converging > 0 and self._since_far < self._tail_frames:
+            self._converging -= self._since_far == 0
             cleaned = cleaned * CONVERGING_GAIN
         delay_ms = self._tracker.add(near, far)
         if delay_ms is not None:
@@ -228,5 +233,5 @@ class EchoCanceller:
 
     @property
     def realignments(self) -> int:
-        """How often the reference was moved (by the measured delay, or after an input stall)."""
-        return 0 if self._reader is None else self._reader.moves + self._reader.restarts
+        """How often the reference was moved (by the measured delay, or after a stall or lost input)."""
+        return 0 if self._reader is None else self._reader.moves + self._reader.restarts + self._capture.restarts

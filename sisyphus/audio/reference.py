@@ -3,27 +3,33 @@
 The sink hands every block it plays, silence included, to `FarEndReference.write` on its
 own thread, with the session-clock time it handed the block to the device and whether
 the device ran dry before it. Blocks are resampled 24 → 16 kHz by one streaming
-resampler, so the reference is a single continuous signal on the speaker's timeline;
-after an underrun the speaker played silence, the echo carries that gap, and so does
-the reference (its length from the callbacks' times).
+resampler, so the reference is a single continuous signal, placed on the speaker's
+timeline: one block after another from the first, starting over only where the device
+ran dry (an underrun it reported gets the silence it played instead).
 
-The echo canceller reads it back through a `ReferenceReader`, one 10 ms frame per
-microphone frame, so the two streams stay in step and AEC3 sees a steady delay, the one
-thing it needs: it finds the delay itself (up to about half a second) but cannot cancel
-an echo that comes before its reference. The reader starts at the newest audio the
-speaker had taken (WebRTC takes its reference the same way, as audio goes to the device),
-which puts every echo after its reference by the output latency and the acoustic path.
-From then on the signals decide, not the clocks: timestamps of PortAudio callbacks say
-nothing about the input latency on many host APIs and wobble by tens of milliseconds on a
-loaded machine. `DelayTracker` measures where the echo really lies behind the reference
-(cross-correlation over the last two seconds of playback), and the reader moves when it
-drifts out of the range AEC3 handles well (lost input blocks, devices whose clocks drift
+The echo canceller reads it by time: for each 10 ms microphone frame, what the speaker
+played when the frame was captured (`ReferenceReader`), with capture times from a steady
+microphone timeline (`CaptureClock`). The echo then lies behind its reference by the
+output latency and the acoustic path, a steady delay, the one thing AEC3 needs (it finds
+the delay itself, up to about half a second, but cannot cancel an echo that comes before
+its reference). Reading by time and not by counting frames matters on a loaded machine:
+there the speaker's callbacks come in bursts of up to 100 ms and the microphone's blocks
+queue up behind a busy event loop, and a reader that counted frames ran ahead of what
+the speaker had written, read silence where the reply played, and started over, each
+time a jump of its reference that AEC3 takes seconds to recover from (the echo leaked
+through and the reply interrupted itself). Raw callback times wobble by tens of
+milliseconds, so both timelines keep to the sample counts and only start over on a
+real stall or loss. `DelayTracker` measures where the echo really lies behind the
+reference (cross-correlation over the last two seconds of playback), and the reader
+moves when it drifts out of the range AEC3 handles well (devices whose clocks drift
 apart); without playback there is no echo to misalign.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
+from collections import deque
 
 import numpy as np
 import soxr
@@ -31,24 +37,27 @@ import soxr
 from sisyphus.frames import MIC_RATE_HZ, SPEAKER_RATE_HZ
 
 RING_S = 4.0  # far-end audio kept; older reads find silence
-# The reader starts this far behind the newest audio the speaker took: one speaker block,
-# so its 10 ms reads do not overtake the 20 ms blocks the speaker writes.
-MARGIN_MS = 20.0
 MAX_GAP_S = 1.0  # silence put in for one underrun, at most
-MAX_LAG_MS = 600.0  # a reader further behind the newest audio than this starts over (a long input stall)
-# While the speaker stalls, the reader runs on into audio not written yet and reads
-# silence, which is what the speaker played; an underrun's gap then fills that stretch.
-# A reader still ahead after the speaker took this much new audio missed a gap (an
-# underrun the host API did not report) and starts over.
-AHEAD_MS = 100.0
-# Until the speaker first plays something, the reader keeps re-anchoring on the newest
-# audio, so the first reply starts from an alignment the starting streams (a burst of
-# input, a stalled first output block) did not skew. From then on it never jumps without
-# cause: AEC3 takes seconds to recover from even a 20 ms jump of its reference.
+# A speaker callback this much later than the end of the audio before it found the
+# device dry even if the host API did not say so: the timeline starts over at it.
+STALL_S = 0.06
+# A microphone timeline this far behind every block's capture time for this long lost
+# samples (an overflow, dropped blocks), not merely delivered them late: it starts over.
+LATE_S, LATE_FOR_S = 0.05, 1.0
+# A block stamped earlier than the timeline by less than this leaves it where it is:
+# every move is a jump of the reference, and AEC3 copes far better with a steady
+# misalignment of a few milliseconds (it finds the delay) than with frequent small jumps.
+EARLY_S = 0.01
 
 
 class FarEndReference:
-    """A thread-safe ring of what the speaker played, at `out_rate_hz`."""
+    """A thread-safe ring of what the speaker played, at `out_rate_hz`, on the speaker's timeline.
+
+    The timeline says when each sample went to the device: blocks follow each other
+    without a gap (a burst of callbacks that fills the device's buffer is played one
+    block after another, not all at once), and starts over at a block that came after
+    the device ran dry. `read_at` reads it by clock time.
+    """
 
     def __init__(self, in_rate_hz: int = SPEAKER_RATE_HZ, out_rate_hz: int = MIC_RATE_HZ, ring_s: float = RING_S) -> None:
         self.in_rate_hz = in_rate_hz
@@ -58,7 +67,9 @@ class FarEndReference:
         self._next_s: float | None = None  # when the block after the last one was due
         self._resampler = soxr.ResampleStream(in_rate_hz, out_rate_hz, 1, dtype="float32", quality="HQ")
         self._lock = threading.Lock()
+        self._segments: list[tuple[int, float]] = []  # (first sample, its clock time) of each unbroken stretch
         self.gaps = 0  # underruns matched with silence
+        self.stalls = 0  # callbacks so late that the timeline started over
 
     def write(self, block: np.ndarray, handed_s: float, underflow: bool = False) -> None:
         """Sink thread: `block` (input rate, mono) went to the device at clock time `handed_s`.
@@ -67,15 +78,22 @@ class FarEndReference:
         gets as much silence as the block came late, so the echo's delay stays put.
         """
         handed_s = float(handed_s)
-        late_s = handed_s - self._next_s if underflow and self._next_s is not None else 0.0
-        gap = round(min(late_s, MAX_GAP_S) * self.in_rate_hz) if late_s > 0 else 0
+        late_s = handed_s - self._next_s if self._next_s is not None else 0.0
+        gap = round(min(late_s, MAX_GAP_S) * self.in_rate_hz) if underflow and late_s > 0 else 0
         silence = self._resampler.resample_chunk(np.zeros(gap, dtype=np.float32)) if gap else None
         resampled = self._resampler.resample_chunk(np.ascontiguousarray(block, dtype=np.float32))
-        self._next_s = handed_s + len(block) / self.in_rate_hz
+        stalled = self._next_s is not None and not gap and late_s > STALL_S
+        restart = self._next_s is None or stalled
+        starts_s = handed_s if restart else self._next_s + gap / self.in_rate_hz  # type: ignore[operator]
+        self._next_s = starts_s + len(block) / self.in_rate_hz
         with self._lock:
             if silence is not None:
                 self._put(silence)
                 self.gaps += 1
+            if restart:
+                self.stalls += stalled
+                self._segments.append((self._written, starts_s))
+                del self._segments[:-64]
             self._put(resampled)
 
     def _put(self, samples: np.ndarray) -> None:
@@ -91,10 +109,33 @@ class FarEndReference:
         """Output samples [start, start + count); what is not (or no longer) in the ring is silence."""
         out = np.zeros(count, dtype=np.float32)
         with self._lock:
-            lo = max(start, self._written - self._ring.size, 0)
-            hi = min(start + count, self._written)
-            if hi > lo:
-                out[lo - start : hi - start] = self._ring[np.arange(lo, hi) % self._ring.size]
+            self._copy(out, start)
+        return out
+
+    def _copy(self, out: np.ndarray, start: int) -> None:
+        lo = max(start, self._written - self._ring.size, 0)
+        hi = min(start + out.size, self._written)
+        if hi > lo:
+            out[lo - start : hi - start] = self._ring[np.arange(lo, hi) % self._ring.size]
+
+    def read_at(self, t_s: float, count: int) -> np.ndarray:
+        """`count` samples of what went to the speaker from clock time `t_s` on (silence where nothing did)."""
+        out = np.zeros(count, dtype=np.float32)
+        with self._lock:
+            if not self._segments:
+                return out
+            times = [time_s for _, time_s in self._segments]
+            k = max(bisect.bisect_right(times, t_s) - 1, 0)
+            first, first_s = self._segments[k]
+            start = first + int(round((t_s - first_s) * self.out_rate_hz))
+            if k + 1 < len(self._segments):  # a stall: the stretch ends where the next one begins
+                end, next_s = self._segments[k + 1]
+                self._copy(out[: max(0, min(count, end - start))], start)
+                at = int(round((next_s - t_s) * self.out_rate_hz))
+                if at < count:
+                    self._copy(out[max(at, 0) :], end + max(0, -at))
+            else:
+                self._copy(out, start)
         return out
 
     @property
@@ -103,50 +144,78 @@ class FarEndReference:
             return self._written
 
 
-class ReferenceReader:
-    """Reads the reference in step with the microphone, one frame per frame."""
+class CaptureClock:
+    """When each microphone sample was captured, on a steady timeline.
 
-    def __init__(self, reference: FarEndReference, *, margin_ms: float = MARGIN_MS, max_lag_ms: float = MAX_LAG_MS) -> None:
+    PortAudio stamps blocks on delivery, and a busy machine delivers them late and in
+    bursts; sample n is `origin + n / rate` with about the earliest origin the blocks
+    allow (no block arrives before it was captured; within `EARLY_S`, so that jitter
+    does not move it). Stamps can also disagree with the sample
+    count for good (lost samples; a host API whose first blocks report a latency that
+    later ones do not): when the earliest origin over the last `LATE_FOR_S` is
+    `LATE_S` later than the one in use, the timeline moves up to it.
+    """
+
+    def __init__(self, rate_hz: int = MIC_RATE_HZ) -> None:
+        self._rate_hz = rate_hz
+        self._count = 0
+        self._origin_s: float | None = None
+        self._recent: deque[tuple[int, float]] = deque()  # (sample count, origin) of the last blocks
+        self.restarts = 0
+
+    def add(self, samples: int, t_last_s: float) -> None:
+        """A block of `samples` whose last sample was stamped `t_last_s`."""
+        self._count += samples
+        origin_s = float(t_last_s) - (self._count - 1) / self._rate_hz
+        self._recent.append((self._count, origin_s))
+        while self._count - self._recent[0][0] > LATE_FOR_S * self._rate_hz:
+            self._recent.popleft()
+        if self._origin_s is None:
+            self._origin_s = origin_s
+            return
+        if origin_s < self._origin_s - EARLY_S:  # the timeline was late: move it back, as a jump
+            self._origin_s = origin_s
+            self._recent.clear()
+            self.restarts += 1
+            return
+        earliest_s = min(o for _, o in self._recent)
+        if earliest_s - self._origin_s > LATE_S and self._count - self._recent[0][0] >= (LATE_FOR_S * self._rate_hz) * 0.9:
+            self._origin_s = earliest_s
+            self._recent.clear()
+            self.restarts += 1
+
+    def time_of(self, sample: int) -> float:
+        """Capture time of sample `sample` (counted from the first one added)."""
+        return (self._origin_s or 0.0) + sample / self._rate_hz
+
+
+class ReferenceReader:
+    """Reads the reference for each microphone frame: what the speaker played when the frame was captured.
+
+    The echo in a frame comes from audio played before it was captured, so it lies
+    behind its reference by the output latency and the acoustic path, which AEC3 finds.
+    Both timelines are steady, so a loaded machine that delivers blocks late and in
+    bursts does not move one against the other.
+    """
+
+    def __init__(self, reference: FarEndReference) -> None:
         self._reference = reference
-        per_ms = reference.out_rate_hz / 1000
-        self._margin = int(round(margin_ms * per_ms))
-        self._max_lag = int(round(max_lag_ms * per_ms))
-        self._ahead_limit = int(round(AHEAD_MS * per_ms))
-        self._cursor: int | None = None
-        self._ahead_since: int | None = None  # what had been written when the reader got ahead
-        self._heard = False  # the speaker has played something
-        self.restarts = 0  # the reader fell too far behind (or ran ahead) and started over
+        self._shift_s = 0.0
         self.moves = 0  # corrections from the measured delay
 
-    def next_frame(self, count: int, backlog_s: float = 0.0) -> np.ndarray:
-        """The next `count` samples of the reference.
+    @property
+    def restarts(self) -> int:
+        """Times the speaker's timeline started over after a stall it did not report."""
+        return self._reference.stalls
 
-        `backlog_s`: how long ago the microphone frame was captured (blocks queue up on a
-        busy machine); an anchor on the newest audio goes back that far.
-        """
-        written = self._reference.written
-        if not self._heard:
-            self._cursor = written - self._margin - int(max(0.0, backlog_s) * self._reference.out_rate_hz)
-        lag = None if self._cursor is None else written - self._cursor
-        if lag is None or lag >= count:
-            self._ahead_since = None
-        elif self._ahead_since is None:
-            self._ahead_since = written
-        ran_on = self._ahead_since is not None and written - self._ahead_since >= self._ahead_limit
-        if lag is None or lag > self._max_lag or ran_on:
-            self.restarts += lag is not None
-            self._cursor, self._ahead_since = written - self._margin, None
-        frame = self._reference.read(self._cursor, count)
-        self._cursor += count
-        self._heard = self._heard or bool(frame.any())
-        return frame
+    def next_frame(self, count: int, t_s: float) -> np.ndarray:
+        """`count` samples of the reference for the microphone frame captured from `t_s` on."""
+        return self._reference.read_at(t_s + self._shift_s, count)
 
     def move(self, samples: int) -> None:
         """Read `samples` later in the reference from now on (earlier when negative)."""
-        if self._cursor is not None:
-            newest = self._reference.written - self._margin
-            self._cursor = min(self._cursor + samples, newest)
-            self.moves += 1
+        self._shift_s += samples / self._reference.out_rate_hz
+        self.moves += 1
 
 
 class DelayTracker:

@@ -91,8 +91,7 @@ def simulate(clips: list[np.ndarray], user: np.ndarray | None = None, delay_s: f
         talk[start : start + user.size] = user[: near.size - start]
     near = (near + talk).astype(np.float32)
     reference = FarEndReference()
-    now_s = [0.0]  # the simulation's clock: each frame is processed as soon as it is captured
-    canceller = EchoCanceller(reference, clock=lambda: now_s[0], converge_s=0.0)  # AEC3's own figure
+    canceller = EchoCanceller(reference, converge_s=0.0)  # AEC3's own figure
     block = int(BLOCK_S * SPEAKER_RATE_HZ)
     cleaned = np.zeros_like(near)
     frame_ms: list[float] = []
@@ -103,7 +102,6 @@ def simulate(clips: list[np.ndarray], user: np.ndarray | None = None, delay_s: f
             handed = (handed + block - 1) // block * block
             reference.write(_padded(played, handed, block), handed / SPEAKER_RATE_HZ)
         frame = near[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES]
-        now_s[0] = t_s + FRAME_SAMPLES / MIC_RATE_HZ
         started = time.perf_counter()
         out, _ = canceller.process(frame, t_s + (FRAME_SAMPLES - 1) / MIC_RATE_HZ)
         frame_ms.append((time.perf_counter() - started) * 1000)

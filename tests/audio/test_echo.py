@@ -12,7 +12,7 @@ import pytest
 import soxr
 
 from sisyphus.audio.echo import FRAME_SAMPLES, EchoCanceller, EchoMeter
-from sisyphus.audio.reference import DelayTracker, FarEndReference, ReferenceReader
+from sisyphus.audio.reference import CaptureClock, DelayTracker, FarEndReference, ReferenceReader
 from sisyphus.bench.aec import replies, simulate
 from sisyphus.frames import MIC_RATE_HZ, SPEAKER_RATE_HZ
 
@@ -57,24 +57,42 @@ def test_an_underrun_puts_the_silence_the_speaker_played_into_the_reference():
     assert int(np.argmax(np.abs(late_but_no_underrun.read(0, late_but_no_underrun.written)))) == pytest.approx(320, abs=2)
 
 
-def test_the_reader_keeps_step_with_the_microphone_through_a_speaker_stall():
+def test_the_reader_reads_what_played_when_the_frame_was_captured_through_bursts_and_stalls():
     reference = FarEndReference()
-    _write_blocks(reference, [np.full(BLOCK, 0.1, np.float32)] * 10)
-    reader = ReferenceReader(reference, margin_ms=20.0)
-    first = reader.next_frame(FRAME_SAMPLES)
-    assert first.tolist() == pytest.approx([0.1] * FRAME_SAMPLES, abs=1e-3)  # 20 ms behind the newest
-    # The speaker stalls: nothing new is written, and the reader runs on into silence
-    # (what the speaker played meanwhile) without starting over.
-    frames = [reader.next_frame(FRAME_SAMPLES) for _ in range(8)]
-    assert not frames[-1].any() and reader.restarts == 0
-    # The speaker runs again but stays behind the reader (it lost time without saying so):
-    # after 100 ms of that, the reader starts over 20 ms behind the newest audio.
-    heard = []
-    for _ in range(30):
-        reference.write(np.full(BLOCK // 3, 0.2, np.float32), 21.0)
-        heard.append(float(np.max(reader.next_frame(FRAME_SAMPLES))))
-    assert reader.restarts >= 1
-    assert heard[:5] == [0.0] * 5 and max(heard) == pytest.approx(0.2, abs=1e-3)  # reading the speaker again
+    # A burst: the device took ten 20 ms blocks at once to fill its buffer; they play one after another.
+    for k in range(10):
+        reference.write(np.full(BLOCK, 0.1 * (k + 1), np.float32), 10.0)
+    reader = ReferenceReader(reference)
+    assert reader.next_frame(80, 10.045).tolist() == pytest.approx([0.3] * 80, abs=1e-3)  # block 2: 40-60 ms
+    assert reader.next_frame(80, 10.165).tolist() == pytest.approx([0.9] * 80, abs=1e-3)  # block 8
+    assert not reader.next_frame(FRAME_SAMPLES, 9.9).any()  # before the speaker started
+    # The speaker stalls for 200 ms without reporting an underrun: it played nothing meanwhile.
+    reference.write(np.full(BLOCK, 0.5, np.float32), 10.4)
+    reference.write(np.full(BLOCK, 0.5, np.float32), 10.4)
+    assert reader.restarts == 1
+    assert not reader.next_frame(FRAME_SAMPLES, 10.3).any()
+    assert reader.next_frame(80, 10.425).tolist() == pytest.approx([0.5] * 80, abs=1e-3)
+    reader.move(MIC_RATE_HZ // 100)  # 10 ms later in the reference
+    assert reader.next_frame(80, 10.415).tolist() == pytest.approx([0.5] * 80, abs=1e-3)
+    assert reader.moves == 1
+
+
+def test_the_capture_clock_keeps_to_the_sample_count_through_late_blocks_and_moves_on_lost_ones():
+    clock = CaptureClock()
+    block = 512
+    clock.add(block, 5.0 + (block - 1) / MIC_RATE_HZ)  # on time: sample 0 was captured at 5.0
+    for k in range(1, 30):  # a busy machine: blocks arrive up to 300 ms late, in a burst
+        clock.add(block, 5.0 + ((k + 1) * block - 1) / MIC_RATE_HZ + 0.3 * (k < 10))
+    assert clock.time_of(20 * block) == pytest.approx(5.0 + 20 * block / MIC_RATE_HZ)
+    clock.add(block, 5.0 + (31 * block - 1) / MIC_RATE_HZ - 0.004)  # 4 ms early: jitter, not worth a jump
+    assert clock.time_of(20 * block) == pytest.approx(5.0 + 20 * block / MIC_RATE_HZ)
+    assert clock.restarts == 0
+    # 200 ms of input lost: every later block comes that much later than its count says.
+    lost = 0.2
+    for k in range(31, 70):
+        clock.add(block, 5.0 + ((k + 1) * block - 1) / MIC_RATE_HZ + lost)
+    assert clock.restarts == 1
+    assert clock.time_of(60 * block) == pytest.approx(5.0 + lost + 60 * block / MIC_RATE_HZ)
 
 
 def test_the_delay_tracker_finds_the_echo_behind_its_reference():
@@ -149,24 +167,26 @@ def test_blocks_of_any_size_come_out_whole_frames_with_the_time_of_their_last_sa
     assert plain.describe() == "noise suppression, high-pass filter"
 
 
-def test_the_first_moments_of_playback_are_held_down_while_aec3_converges():
+def test_the_first_moments_of_playback_are_held_down_while_aec3_converges_echo_tails_included():
     rng = np.random.default_rng(2)
     played = (0.1 * rng.standard_normal(3 * SPEAKER_RATE_HZ)).astype(np.float32)
+    played[SPEAKER_RATE_HZ // 2 : SPEAKER_RATE_HZ * 8 // 10] = 0.0  # a pause between phrases: their echo still comes
     near = (0.05 * rng.standard_normal(3 * MIC_RATE_HZ)).astype(np.float32)  # no echo: AEC3 leaves it
 
     def cleaned(converge_s: float) -> np.ndarray:
         reference = FarEndReference()
-        canceller = EchoCanceller(reference, noise_suppression=False, clock=lambda: 0.0, converge_s=converge_s)
+        canceller = EchoCanceller(reference, noise_suppression=False, converge_s=converge_s)
         out = []
         for index in range(near.size // FRAME_SAMPLES):
             if reference.written < (index + 3) * FRAME_SAMPLES:
                 start = index * BLOCK // 2
                 reference.write(played[start : start + BLOCK], 0.0)
-            out.append(canceller.process(near[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES], 0.0)[0])
+            frame = near[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES]
+            out.append(canceller.process(frame, (index + 1) * FRAME_SAMPLES / MIC_RATE_HZ - 1 / MIC_RATE_HZ)[0])
         return np.concatenate(out)
 
     held, plain = cleaned(1.5), cleaned(0.0)
     first, later = slice(MIC_RATE_HZ // 10, MIC_RATE_HZ), slice(2 * MIC_RATE_HZ, 3 * MIC_RATE_HZ)
     ratio_db = 10 * np.log10(np.sum(held[first] ** 2) / np.sum(plain[first] ** 2))
-    assert ratio_db == pytest.approx(-40.0, abs=0.5)  # held 40 dB down while converging
+    assert ratio_db == pytest.approx(-40.0, abs=0.5)  # held 40 dB down while converging, through the pause
     np.testing.assert_allclose(held[later], plain[later], atol=1e-6)  # then untouched
