@@ -210,3 +210,26 @@ def test_a_killed_session_keeps_every_line_written(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     types = [line["type"] for line in _read(path)]
     assert types == ["session", "user", "assistant", "latency", "user"]
+
+
+def test_lines_reach_the_disk_off_the_callers_thread(tmp_path: Path, monkeypatch) -> None:
+    """Each line is with the OS when `handle` returns (another reader sees it); the fsync runs
+    on the writer's own thread, never the caller's (the event loop), and once more at close."""
+    import threading
+
+    import sisyphus.transcript as transcript_module
+
+    synced_on: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced_on.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(transcript_module.os, "fsync", fsync)
+    writer = TranscriptWriter(tmp_path, {"voice": "vivian"})
+    writer.handle(UserSaid(1, "hello"))
+    assert '"text": "hello"' in writer.path.read_text(encoding="utf-8")
+    writer.close()
+    assert synced_on and threading.current_thread().name == synced_on[-1]  # the final sync, at close
+    assert all(name == "sisyphus-transcript-sync" for name in synced_on[:-1])
