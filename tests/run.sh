@@ -31,7 +31,7 @@ python -m pip install -q -e '.[test]'
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 status=0
-python -m pytest -q -p no:cacheprovider "$@" || status=$?
+python -m pytest -q -p no:cacheprovider --durations=25 "$@" || status=$?
 if [ $# -eq 0 ] && [ "${SISYPHUS_COMPAT:-1}" != 0 ]; then
   PYTHON="$python" bash tests/compat/run.sh || status=1
 fi
