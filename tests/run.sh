@@ -2,7 +2,8 @@
 # Sets up a fresh Linux machine for the test suite and runs it:
 #   system audio/speech packages (PortAudio, PulseAudio, espeak-ng, sox, libsndfile),
 #   a virtual environment .venv with the CPU build of torch and Sisyphus (editable),
-#   then pytest. Extra arguments go to pytest (e.g. `-m parity`, `-k talk`).
+#   then pytest: two workers (pytest-xdist), then the real-time device and terminal tests
+#   (marked `serial`) alone. Extra arguments go to one plain pytest run (e.g. `-m parity`).
 #   A full run (no arguments) then runs the ASR and TTS engine tests again under the oldest
 #   torch and transformers pyproject.toml admits (tests/compat/run.sh; SISYPHUS_COMPAT=0 skips).
 set -euo pipefail
@@ -31,7 +32,15 @@ python -m pip install -q -e '.[test]'
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 status=0
-python -m pytest -q -p no:cacheprovider --durations=25 "$@" || status=$?
+python -c 'import xdist' 2>/dev/null || python -m pip install -q "pytest-xdist>=3.5"
+if [ $# -eq 0 ]; then
+  # Two workers for everything but the real-time device and terminal tests, which then run
+  # alone (on a loaded CPU their timing is not what they test).
+  python -m pytest -q -p no:cacheprovider -n 2 -m "not serial" --durations=25 || status=$?
+  python -m pytest -q -p no:cacheprovider -m serial --durations=10 || status=$?
+else
+  python -m pytest -q -p no:cacheprovider --durations=25 "$@" || status=$?
+fi
 if [ $# -eq 0 ] && [ "${SISYPHUS_COMPAT:-1}" != 0 ]; then
   PYTHON="$python" bash tests/compat/run.sh || status=1
 fi
