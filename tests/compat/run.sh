@@ -16,8 +16,11 @@ run() {  # run NAME "TEST PATHS" [name==version ...]
   started=$SECONDS
   venv="$(bash tests/compat/build_env.sh "$name" "$@")" || { echo "compat $name: building its env failed"; status=1; return; }
   echo "compat $name: env ready in $((SECONDS - started)) s ($(basename "$venv"))"
+  # Two workers, as the main run: pytest-xdist joins the cached env (it is no requirement,
+  # so the env's key, and the cache, stay the same).
+  "$venv/bin/python" -c 'import xdist' 2>/dev/null || "$venv/bin/python" -m pip install -q "pytest-xdist>=3.5" >&2
   # shellcheck disable=SC2086
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not parity" $paths ${PYTEST_ARGS:-} || status=1
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider -n 2 -m "not parity" $paths ${PYTEST_ARGS:-} || status=1
 }
 run oldest "tests/asr tests/tts"
 run transformers-5.17 "tests/asr/test_fast.py tests/asr/test_selfcheck.py tests/asr/test_encoder.py" transformers==5.17.0 torch==2.13.0
