@@ -88,7 +88,9 @@ def test_bf16_accepts_a_step_that_rounds_differently_where_exact_ids_would_not(b
         forced = fast.teacher_forced_logits(dict(inputs), want)
     assert got != want  # the old check (exact free-running ids) switched such a path off
     scale = reference.abs().amax(-1)
-    assert float(((forced - reference).abs().amax(-1) / scale).max()) < logit_tolerance(torch.bfloat16) / 4
+    # Rounding moves the logits well inside the tolerance (torch 2.13: under a quarter of it;
+    # torch 2.5.1, the oldest admitted: 0.023 of the scale, under half of it).
+    assert float(((forced - reference).abs().amax(-1) / scale).max()) < logit_tolerance(torch.bfloat16) / 2
     assert check(bf16, fast, noise) == ""
 
 
