@@ -13,30 +13,13 @@ import soundfile as sf
 import torch
 
 from sisyphus.bench.llm_server import Behavior, OpenAITestServer
-from tests.e2e.harness import REPO, run_talk, talk_command, talk_env, transcript, write_config
+from tests.e2e.harness import REPO, run_talk, talk_command, talk_env, transcript
 
 pytestmark = pytest.mark.slow
 
 LOADED = re.compile(r"loaded (asr|tts_custom|tts_base) in")
 PYTHON_LOG = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR)")
 PLAIN_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \S")
-
-
-@pytest.fixture()
-def server():
-    with OpenAITestServer(models=("test-model",)) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def config(tmp_path, server, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
-    def make(**extra):
-        return write_config(
-            tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder,
-            tts_base=tiny_tts_base_folder, llm_url=server.base_url, **extra,
-        )
-
-    return make
 
 
 def errors_of(result: subprocess.CompletedProcess) -> list[str]:

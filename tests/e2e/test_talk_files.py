@@ -22,29 +22,11 @@ from tests.e2e.harness import (
     talk_env,
     transcript,
     wait_for_records,
-    write_config,
 )
-from sisyphus.bench.llm_server import Behavior, OpenAITestServer
+from sisyphus.bench.llm_server import Behavior
 from tests.support.speech import espeak, timeline
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture()
-def server():
-    with OpenAITestServer(models=("test-model",)) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def config(tmp_path, server, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
-    def make(**extra):
-        return write_config(
-            tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder,
-            tts_base=tiny_tts_base_folder, llm_url=server.base_url, **extra,
-        )
-
-    return make
 
 
 def test_each_utterance_is_one_turn_and_replies_land_after_it_on_the_same_timeline(tmp_path, server, config):

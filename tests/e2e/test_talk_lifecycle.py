@@ -26,27 +26,9 @@ from tests.e2e.harness import (
     talk_env,
     transcript,
     wait_for_records,
-    write_config,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture()
-def server():
-    with OpenAITestServer(models=("test-model",)) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def config(tmp_path, server, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
-    def make(**extra):
-        return write_config(
-            tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder,
-            tts_base=tiny_tts_base_folder, llm_url=server.base_url, **extra,
-        )
-
-    return make
 
 
 def _output_paths(tmp_path, recording, config_file):

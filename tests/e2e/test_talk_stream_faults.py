@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from sisyphus.bench.llm_server import Behavior, OpenAITestServer, chunk_event
-from tests.e2e.harness import of_type, plain_lines, run_typed, talk_env, transcript, write_config
+from sisyphus.bench.llm_server import Behavior, chunk_event
+from tests.e2e.harness import of_type, plain_lines, run_typed, talk_env, transcript
 
 pytestmark = pytest.mark.slow
 
@@ -31,23 +31,6 @@ MALFORMED = [
         "the LLM stream sent bytes that are not UTF-8",
     ),
 ]
-
-
-@pytest.fixture()
-def server():
-    with OpenAITestServer(models=("test-model",)) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def config(tmp_path, server, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
-    def make(**extra):
-        return write_config(
-            tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder,
-            tts_base=tiny_tts_base_folder, llm_url=server.base_url, **extra,
-        )
-
-    return make
 
 
 def test_each_malformed_stream_costs_one_turn_and_one_error_line(tmp_path, server, config):

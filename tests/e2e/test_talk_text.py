@@ -21,7 +21,7 @@ import threading
 
 import pytest
 
-from sisyphus.bench.llm_server import Behavior, OpenAITestServer
+from sisyphus.bench.llm_server import Behavior
 from tests.e2e.harness import (
     REPO,
     of_type,
@@ -30,30 +30,12 @@ from tests.e2e.harness import (
     talk_env,
     transcript,
     wait_for_records,
-    write_config,
 )
 
 pytestmark = pytest.mark.slow
 
 HOSTILE = "Hello \x1b[2J\x1b]0;pwned\x07there. Bye\x9b31m now \u202eplease."
 SAFE = "Hello there. Bye now please."  # what may be shown and spoken of HOSTILE
-
-
-@pytest.fixture()
-def server():
-    with OpenAITestServer(models=("test-model",)) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def config(tmp_path, server, tiny_glmasr_folder, tiny_tts_custom_folder, tiny_tts_base_folder):
-    def make(llm_url: str | None = None, **extra):
-        return write_config(
-            tmp_path, asr=tiny_glmasr_folder, tts_custom=tiny_tts_custom_folder,
-            tts_base=tiny_tts_base_folder, llm_url=llm_url or server.base_url, **extra,
-        )
-
-    return make
 
 
 def closed_port() -> int:
